@@ -1,0 +1,72 @@
+// Command echo runs tapstack on a TAP device and echoes every TCP connection
+// on -port (RFC 862). The stack answers ping on -addr. On SIGUSR1 and at
+// exit it prints every counter (nstat style) and the socket listing (ss
+// style). With -accept=false it never accepts, so a user can watch the
+// accept queue and the SYN queue fill (ss: Recv-Q/Send-Q; nstat:
+// TcpExtListenOverflows, TcpExtListenDrops).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/tapstack/tapstack/examples/internal/tapnet"
+)
+
+func main() {
+	var f tapnet.Flags
+	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	f.Register(fs)
+	port := fs.Int("port", 7, "TCP port to echo on")
+	backlog := fs.Int("backlog", 4096, "listen(2) backlog (clamped by net.core.somaxconn)")
+	accept := fs.Bool("accept", true, "accept connections (false: never accept, to watch the queues fill)")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	if *port < 1 || *port > 65535 {
+		tapnet.Exit("echo", tapnet.UsageError{Err: fmt.Errorf("-port %d: want 1..65535", *port)})
+	}
+	if *backlog < 0 {
+		tapnet.Exit("echo", tapnet.UsageError{Err: fmt.Errorf("-backlog %d: want ≥ 0", *backlog)})
+	}
+	env, err := f.Up()
+	if err != nil {
+		tapnet.Exit("echo", err)
+	}
+	ln, err := env.Stack.ListenTCP(netip.AddrPortFrom(env.Addr.Addr(), uint16(*port)), *backlog)
+	if err != nil {
+		env.Close()
+		tapnet.Exit("echo", err)
+	}
+	log.Printf("tapstack echo: %s on %s, TCP echo on port %d (accept=%v); SIGUSR1 prints counters", env.Addr, f.Tap, *port, *accept)
+	if f.NetNS != "" {
+		log.Printf("try: ip netns exec %s ping -c 3 %s", f.NetNS, env.Addr.Addr())
+		log.Printf("     echo hello | ip netns exec %s nc -q1 %s %d", f.NetNS, env.Addr.Addr(), *port)
+	}
+	if *accept {
+		go serve(ln)
+	}
+	sig := env.Wait(os.Stdout)
+	log.Printf("%v: shutting down", sig)
+	env.Report(os.Stdout)
+	ln.Close()
+	env.Close()
+}
+
+func serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
+}

@@ -1,0 +1,194 @@
+// Package tapnet holds what every example shares: the TAP flags (-tap,
+// -addr, -peer, -queues, -pcap, -sysctl, -netns), bringing a stack up on a
+// TAP device, and printing counters and sockets on SIGUSR1 and at exit.
+package tapnet
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/tapstack/tapstack/driver"
+	"github.com/tapstack/tapstack/internal/netns"
+	"github.com/tapstack/tapstack/stack"
+)
+
+// Flags are the TAP options shared by the examples.
+type Flags struct {
+	Tap     string
+	Addr    string
+	Peer    string
+	Queues  int
+	Pcap    string
+	NetNS   string
+	Sysctls sysctlFlag
+}
+
+type sysctlFlag []string
+
+func (s *sysctlFlag) String() string     { return strings.Join(*s, ",") }
+func (s *sysctlFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// Register adds the shared flags to fs.
+func (f *Flags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.Tap, "tap", "tap0", "TAP device to create or attach to")
+	fs.StringVar(&f.Addr, "addr", "10.0.0.2/24", "the stack's address (CIDR)")
+	fs.StringVar(&f.Peer, "peer", "10.0.0.1/24", "address to give the kernel side of the TAP (CIDR); empty leaves it alone")
+	fs.IntVar(&f.Queues, "queues", 1, "TAP queues (one reader goroutine each)")
+	fs.StringVar(&f.Pcap, "pcap", "", "write every frame in and out to this pcap file")
+	fs.StringVar(&f.NetNS, "netns", "", "create the TAP inside this network namespace (made if missing, deleted at exit if made)")
+	fs.Var(&f.Sysctls, "sysctl", "set a knob by its Linux name, e.g. net.core.somaxconn=128 (repeatable)")
+}
+
+// Env is a stack running on a TAP device.
+type Env struct {
+	Stack   *stack.Stack
+	Addr    netip.Prefix
+	cleanup []func()
+}
+
+// UsageError marks a bad flag value; the examples exit 2 on it.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// Up validates the flags, creates the stack and attaches it to the TAP.
+func (f *Flags) Up() (*Env, error) {
+	addr, err := netip.ParsePrefix(f.Addr)
+	if err != nil || !addr.Addr().Is4() {
+		return nil, UsageError{fmt.Errorf("-addr %q: want an IPv4 CIDR such as 10.0.0.2/24", f.Addr)}
+	}
+	var peer netip.Prefix
+	if f.Peer != "" {
+		if peer, err = netip.ParsePrefix(f.Peer); err != nil || !peer.Addr().Is4() {
+			return nil, UsageError{fmt.Errorf("-peer %q: want an IPv4 CIDR such as 10.0.0.1/24, or empty", f.Peer)}
+		}
+		if peer.Addr() == addr.Addr() {
+			return nil, UsageError{fmt.Errorf("-peer %s and -addr %s must differ", peer.Addr(), addr.Addr())}
+		}
+	}
+	if f.Queues < 1 || f.Queues > 256 {
+		return nil, UsageError{fmt.Errorf("-queues %d: want 1..256", f.Queues)}
+	}
+	sysctls := map[string]string{}
+	for _, kv := range f.Sysctls {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, UsageError{fmt.Errorf("-sysctl %q: want name=value", kv)}
+		}
+		sysctls[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	}
+	st, err := stack.New(stack.Config{Sysctls: sysctls})
+	if err != nil {
+		return nil, UsageError{err}
+	}
+	env := &Env{Stack: st, Addr: addr}
+	if err := env.up(f, peer); err != nil {
+		env.Close()
+		return nil, err
+	}
+	return env, nil
+}
+
+func (env *Env) up(f *Flags, peer netip.Prefix) error {
+	ip := func(args ...string) error {
+		if f.NetNS != "" {
+			args = append([]string{"-n", f.NetNS}, args...)
+		}
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	var tap *driver.TAP
+	open := func() (err error) { tap, err = driver.OpenTAP(f.Tap, f.Queues); return err }
+	if f.NetNS != "" {
+		if !netns.Exists(f.NetNS) {
+			if err := netns.Create(f.NetNS); err != nil {
+				return err
+			}
+			name := f.NetNS
+			env.cleanup = append(env.cleanup, func() { netns.Delete(name) })
+		}
+		if err := netns.Do(f.NetNS, open); err != nil {
+			return fmt.Errorf("open TAP %s in netns %s: %w", f.Tap, f.NetNS, err)
+		}
+	} else if err := open(); err != nil {
+		return fmt.Errorf("open TAP %s: %w (creating a TAP needs root or CAP_NET_ADMIN)", f.Tap, err)
+	}
+	var link driver.Link = tap
+	if f.Pcap != "" {
+		file, err := os.Create(f.Pcap)
+		if err != nil {
+			tap.Close()
+			return err
+		}
+		tee, err := driver.NewPcapTee(tap, file)
+		if err != nil {
+			tap.Close()
+			file.Close()
+			return err
+		}
+		link = tee
+		env.cleanup = append(env.cleanup, func() { file.Close() })
+	}
+	if err := env.Stack.Attach(link, env.Addr); err != nil {
+		link.Close()
+		return err
+	}
+	if peer.IsValid() {
+		// The kernel side may already carry the address from an earlier run.
+		if err := ip("addr", "replace", peer.String(), "dev", tap.Name()); err != nil {
+			return err
+		}
+	}
+	return ip("link", "set", tap.Name(), "up")
+}
+
+// Close stops the stack and removes what Up created.
+func (env *Env) Close() {
+	env.Stack.Close()
+	for i := len(env.cleanup) - 1; i >= 0; i-- {
+		env.cleanup[i]()
+	}
+}
+
+// Report prints every counter in nstat style and the socket listing.
+func (env *Env) Report(w io.Writer) {
+	env.Stack.Stats().WriteNstat(w)
+	fmt.Fprintln(w)
+	env.Stack.WriteSockets(w)
+}
+
+// Wait blocks until SIGINT or SIGTERM, printing a report on every SIGUSR1.
+func (env *Env) Wait(w io.Writer) os.Signal {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(ch)
+	for sig := range ch {
+		if sig == syscall.SIGUSR1 {
+			env.Report(w)
+			continue
+		}
+		return sig
+	}
+	return nil
+}
+
+// Exit prints err and exits: 2 for a usage error, 1 otherwise.
+func Exit(prog string, err error) {
+	fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+	var ue UsageError
+	if errors.As(err, &ue) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}

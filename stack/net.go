@@ -1,0 +1,78 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/tapstack/tapstack/tcp"
+)
+
+// ListenTCP listens on addr with an explicit listen(2) backlog (clamped to
+// net.core.somaxconn). An unspecified address listens on every address.
+func (s *Stack) ListenTCP(addr netip.AddrPort, backlog int) (*tcp.Listener, error) {
+	return s.tcp.Listen(addr, backlog)
+}
+
+// Listen announces on a local address the way net.Listen does ("tcp" or
+// "tcp4", ":80" or "10.0.0.2:80") with the backlog Go's net package uses:
+// net.core.somaxconn.
+func (s *Stack) Listen(network, address string) (net.Listener, error) {
+	ap, err := parseAddr("listen", network, address, true)
+	if err != nil {
+		return nil, err
+	}
+	sc, _ := s.Sysctl("net.core.somaxconn")
+	backlog, _ := strconv.Atoi(sc)
+	return s.tcp.Listen(ap, backlog)
+}
+
+// Dial connects to address ("10.0.0.1:80") over the stack.
+func (s *Stack) Dial(network, address string) (net.Conn, error) {
+	return s.DialContext(context.Background(), network, address)
+}
+
+// DialContext connects to address, giving up when ctx is done. It fits
+// http.Transport.DialContext. Only IP literals are accepted: the stack has
+// no resolver.
+func (s *Stack) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	ap, err := parseAddr("dial", network, address, false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.tcp.Dial(ctx, netip.AddrPort{}, ap)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parseAddr(op, network, address string, listen bool) (netip.AddrPort, error) {
+	fail := func(err error) (netip.AddrPort, error) {
+		return netip.AddrPort{}, &net.OpError{Op: op, Net: network, Err: err}
+	}
+	if network != "tcp" && network != "tcp4" {
+		return fail(net.UnknownNetworkError(network))
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return fail(err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return fail(&net.AddrError{Err: "invalid port", Addr: address})
+	}
+	if host == "" {
+		if !listen {
+			return fail(&net.AddrError{Err: "missing host", Addr: address})
+		}
+		return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p)), nil
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.Unmap().Is4() {
+		return fail(&net.AddrError{Err: fmt.Sprintf("not an IPv4 literal (the stack has no resolver)"), Addr: address})
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(p)), nil
+}

@@ -1,0 +1,45 @@
+package stack
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tapstack/tapstack/tcp"
+)
+
+// Sockets lists every TCP socket, listeners first, like `ss -tan`.
+func (s *Stack) Sockets() []tcp.SocketInfo { return s.tcp.Sockets() }
+
+// WriteSockets prints Sockets() in the layout of `ss -tanoi`: for a LISTEN
+// socket Recv-Q is the accept-queue length and Send-Q the backlog; for the
+// others they are the unread and the unacknowledged bytes.
+func (s *Stack) WriteSockets(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "%-11s %-7s %-7s %-22s %-22s %s\n", "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Process")
+	for _, si := range s.Sockets() {
+		peer := "*:*"
+		if si.Remote.IsValid() && si.Remote.Port() != 0 {
+			peer = si.Remote.String()
+		}
+		fmt.Fprintf(bw, "%-11s %-7d %-7d %-22s %-22s", si.State, si.RecvQ, si.SendQ, si.Local, peer, "")
+		switch {
+		case si.State == "LISTEN":
+			fmt.Fprintf(bw, " synq:%d", si.SynQueue)
+		default:
+			if si.Timer != "" {
+				fmt.Fprintf(bw, " timer:(%s,%s,%d)", si.Timer, si.TimerLeft.Round(time.Millisecond), si.Retrans)
+			}
+			if si.MSS > 0 {
+				fmt.Fprintf(bw, " mss:%d cwnd:%d ssthresh:%d rtt:%.3f/%.3f", si.MSS, si.Cwnd, si.Ssthresh,
+					float64(si.RTT)/float64(time.Millisecond), float64(si.RTTVar)/float64(time.Millisecond))
+			}
+			if si.Cookie {
+				fmt.Fprint(bw, " syncookie")
+			}
+		}
+		fmt.Fprintln(bw)
+	}
+	return bw.Flush()
+}

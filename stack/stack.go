@@ -1,0 +1,176 @@
+// Package stack is tapstack's public face: it assembles the layers (driver →
+// netdev → ipv4 → tcp) into one userspace TCP/IP stack, exposes Linux-named
+// sysctls, net.Listener / net.Conn, nstat-style counters and ss-style socket
+// listings.
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tapstack/tapstack/driver"
+	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/ipv4"
+	"github.com/tapstack/tapstack/netdev"
+	"github.com/tapstack/tapstack/tcp"
+	"github.com/tapstack/tapstack/wire"
+)
+
+// Config configures a Stack. The zero value is a stack with Linux defaults
+// on the wall clock.
+type Config struct {
+	// Clock drives every timer; nil means the wall clock. Tests pass a
+	// *clock.Virtual.
+	Clock clock.Clock
+	// Shards is the number of per-CPU input backlogs; 0 means GOMAXPROCS.
+	Shards int
+	// Sysctls sets knobs by their Linux names before the stack starts, e.g.
+	// {"net.core.somaxconn": "128"}.
+	Sysctls map[string]string
+	// Rand seeds the ISN and syncookie secrets; nil means crypto/rand.
+	Rand io.Reader
+}
+
+// Stack is one userspace TCP/IP stack with (at most) one attached link.
+type Stack struct {
+	cfg           Config
+	clk           clock.Clock
+	netdevSysctls *netdev.Sysctls
+	ipSysctls     *ipv4.Sysctls
+	tcpSysctls    *tcp.Sysctls
+	sysctls       map[string]*sysctl
+
+	tcp *tcp.Stack
+
+	mu     sync.Mutex
+	dev    *netdev.Device
+	closed bool
+	// ip is read on every transmitted segment, so it is an atomic pointer
+	// rather than a field under mu.
+	ip atomic.Pointer[ipv4.Layer]
+}
+
+// ErrNoLink is returned by operations that need an attached link.
+var ErrNoLink = errors.New("tapstack: no link attached")
+
+// New returns a stack with Linux defaults, overridden by cfg.Sysctls.
+func New(cfg Config) (*Stack, error) {
+	s := &Stack{
+		cfg:           cfg,
+		clk:           cfg.Clock,
+		netdevSysctls: netdev.NewSysctls(),
+		ipSysctls:     ipv4.NewSysctls(),
+		tcpSysctls:    tcp.NewSysctls(),
+	}
+	if s.clk == nil {
+		s.clk = clock.Real()
+	}
+	s.sysctls = s.registry()
+	for name, value := range cfg.Sysctls {
+		if err := s.SetSysctl(name, value); err != nil {
+			return nil, err
+		}
+	}
+	s.tcp = tcp.New(tcp.Config{
+		Network: (*network)(s),
+		Clock:   s.clk,
+		Sysctls: s.tcpSysctls,
+		Rand:    cfg.Rand,
+	})
+	return s, nil
+}
+
+// Attach brings up link with address addr (e.g. 10.0.0.2/24, which also
+// installs the on-link route) and starts receiving. A stack has one link.
+func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
+	if !addr.Addr().Is4() {
+		return fmt.Errorf("tapstack: attach %s: only IPv4 addresses are supported", addr)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("tapstack: attach: %w", net.ErrClosed)
+	}
+	if s.dev != nil {
+		return errors.New("tapstack: attach: a link is already attached")
+	}
+	dev := netdev.New(link, netdev.Config{Shards: s.cfg.Shards, Sysctls: s.netdevSysctls, Clock: s.clk})
+	ip := ipv4.New(dev, ipv4.Config{Sysctls: s.ipSysctls, Clock: s.clk})
+	if err := ip.AddAddress(addr); err != nil {
+		ip.Close()
+		dev.Close()
+		return fmt.Errorf("tapstack: attach: %w", err)
+	}
+	ip.RegisterProtocol(wire.IPProtocolTCP, func(p ipv4.Packet) {
+		s.tcp.Deliver(p.Src, p.Dst, p.Payload, p.Shard)
+	})
+	ip.RegisterControl(wire.IPProtocolTCP, func(m ipv4.ControlMessage) {
+		s.tcp.Control(tcp.ControlMessage{Type: m.Type, Code: m.Code, MTU: m.MTU, Src: m.Src, Dst: m.Dst, Quoted: m.Quoted})
+	})
+	dev.Start()
+	ip.Start()
+	s.dev = dev
+	s.ip.Store(ip)
+	return nil
+}
+
+// AddRoute adds a route; a zero-length dst prefix sets the default gateway.
+func (s *Stack) AddRoute(dst netip.Prefix, gw netip.Addr) error {
+	ip := s.ipLayer()
+	if ip == nil {
+		return ErrNoLink
+	}
+	return ip.AddRoute(dst, gw)
+}
+
+// Close resets every connection, stops every goroutine the stack started and
+// closes the link. It is safe to call more than once.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	dev, ip := s.dev, s.ip.Load()
+	s.mu.Unlock()
+	err := s.tcp.Close()
+	if ip != nil {
+		ip.Close()
+	}
+	if dev != nil {
+		if derr := dev.Close(); err == nil {
+			err = derr
+		}
+	}
+	return err
+}
+
+func (s *Stack) ipLayer() *ipv4.Layer { return s.ip.Load() }
+
+// network adapts the IPv4 layer to tcp.Network; it exists from New on, so
+// TCP can be created before a link is attached.
+type network Stack
+
+func (n *network) Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error {
+	ip := (*Stack)(n).ipLayer()
+	if ip == nil {
+		b.Release()
+		return ErrNoLink
+	}
+	return ip.Output(src, dst, proto, b)
+}
+
+func (n *network) Route(dst netip.Addr) (netip.Addr, int, error) {
+	ip := (*Stack)(n).ipLayer()
+	if ip == nil {
+		return netip.Addr{}, 0, ErrNoLink
+	}
+	return ip.Route(dst)
+}
