@@ -1,0 +1,76 @@
+package ipv4
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/wire"
+)
+
+const (
+	arpRequestOp = wire.ARPRequest
+	arpReplyOp   = wire.ARPReply
+)
+
+// arpInput is the ARP handler (arp_rcv + arp_process).
+func (l *Layer) arpInput(b *pkt.Buffer) {
+	if l.closed.Load() {
+		return
+	}
+	a, err := wire.ParseARP(b.Bytes())
+	if err != nil {
+		l.ctr.inc(cArpInDiscards)
+		return
+	}
+	sha := a.SenderMAC()
+	sip, tip := a.SenderIP(), a.TargetIP()
+	op := a.Op()
+	if (op != arpRequestOp && op != arpReplyOp) || tip.IsMulticast() || tip.IsLoopback() ||
+		wire.IsMulticastMAC(sha) || sip.IsMulticast() || sip == limitedBroadcast {
+		l.ctr.inc(cArpInDiscards)
+		return
+	}
+	tipLocal := l.classify(tip) == kindLocal
+	if !sip.IsValid() || sip.IsUnspecified() {
+		// An ARP probe (RFC 5227 duplicate address detection): answer, learn nothing.
+		if op == arpRequestOp && tipLocal {
+			l.sendARP(arpReplyOp, tip, sha, sip, sha)
+		}
+		return
+	}
+	if op == arpRequestOp && tipLocal {
+		// neigh_event_ns: the asker becomes a STALE neighbour, then we reply.
+		l.neigh.update(sip, sha, nudStale, true)
+		l.sendARP(arpReplyOp, tip, sha, sip, sha)
+		return
+	}
+	// Replies and others' requests only refresh an existing entry (arp_accept=0).
+	st := nudStale
+	if op == arpReplyOp && tipLocal && !wire.IsMulticastMAC(a.TargetMAC()) {
+		st = nudReachable
+	}
+	l.neigh.update(sip, sha, st, false)
+}
+
+// sendARP builds and transmits an ARP packet (arp_create + arp_xmit). A nil
+// dstMAC broadcasts; a nil tha writes zeros.
+func (l *Layer) sendARP(op uint16, sip netip.Addr, tha net.HardwareAddr, tip netip.Addr, dstMAC net.HardwareAddr) {
+	b := pkt.Get(wire.ARPLen)
+	r := wire.ARPRepr{Op: op, SenderMAC: l.mac, SenderIP: sip, TargetMAC: tha, TargetIP: tip}
+	wire.PrependARP(b, &r)
+	if dstMAC == nil {
+		dstMAC = wire.BroadcastMAC
+	}
+	_ = l.dev.Transmit(dstMAC, wire.EtherTypeARP, b)
+}
+
+// solicit is arp_solicit: a broadcast request while INCOMPLETE, a unicast
+// probe to the known address while PROBE.
+func (l *Layer) solicit(target netip.Addr, unicast net.HardwareAddr) {
+	src, _, err := l.Route(target)
+	if err != nil {
+		return
+	}
+	l.sendARP(arpRequestOp, src, nil, target, unicast)
+}

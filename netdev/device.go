@@ -1,0 +1,312 @@
+// Package netdev is the device layer between a link driver and the network
+// protocols: per-shard backlogs (the per-CPU softnet_data queues), workers
+// that drain them under Linux's dev_weight / netdev_budget rules, ethertype
+// demultiplexing, and the softnet counters that show where frames were lost.
+package netdev
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tapstack/tapstack/driver"
+	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/pkt"
+)
+
+// Config configures a Device.
+type Config struct {
+	Shards  int         // backlogs and workers; 0 → GOMAXPROCS
+	Sysctls *Sysctls    // nil → NewSysctls()
+	Clock   clock.Clock // times netdev_budget_usecs; nil → clock.Real()
+}
+
+// Handler receives an L3 packet: b.Bytes() starts after the Ethernet header
+// and b.Shard is set. b belongs to netdev and is valid only until return.
+type Handler func(b *pkt.Buffer)
+
+// SoftnetStat is one shard's line of /proc/net/softnet_stat.
+type SoftnetStat struct {
+	Processed   uint64 // frames taken off the backlog
+	Dropped     uint64 // frames refused because the backlog was full
+	TimeSqueeze uint64 // polls that ran out of budget with work left
+	BacklogLen  int    // frames waiting now
+}
+
+// Device is an Ethernet device over a driver.Link.
+type Device struct {
+	link     driver.Link
+	mac      net.HardwareAddr
+	macKey   [6]byte
+	mtu      int
+	sysctls  *Sysctls
+	clk      clock.Clock
+	shards   []*shard
+	hashSeed uint32
+	handlers []handlerEntry // written before Start only
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	closing   atomic.Bool
+	quit      chan struct{}
+	wg        sync.WaitGroup
+	closeErr  error
+
+	rxRunt, rxOtherHost, rxBadBytes, rxUnknown, rxErrors atomic.Uint64
+}
+
+type handlerEntry struct {
+	ethertype uint16
+	h         Handler
+}
+
+// New makes a device over link. Call Handle for each protocol, then Start.
+func New(link driver.Link, cfg Config) *Device {
+	d := &Device{
+		link:     link,
+		mac:      link.MAC(),
+		mtu:      link.MTU(),
+		sysctls:  cfg.Sysctls,
+		clk:      cfg.Clock,
+		hashSeed: rand.Uint32(),
+		quit:     make(chan struct{}),
+	}
+	copy(d.macKey[:], d.mac)
+	if d.sysctls == nil {
+		d.sysctls = NewSysctls()
+	}
+	if d.clk == nil {
+		d.clk = clock.Real()
+	}
+	n := cfg.Shards
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	for i := range n {
+		d.shards = append(d.shards, newShard(d, i, d.sysctls.MaxBacklog.Load()))
+	}
+	return d
+}
+
+// Handle registers the handler for an ethertype (ETH_P_IP, ETH_P_ARP, ...).
+// It must be called before Start and before any Receive.
+func (d *Device) Handle(ethertype uint16, h Handler) {
+	for i := range d.handlers {
+		if d.handlers[i].ethertype == ethertype {
+			d.handlers[i].h = h
+			return
+		}
+	}
+	d.handlers = append(d.handlers, handlerEntry{ethertype, h})
+}
+
+// Start launches one reader goroutine per link queue and one worker per
+// shard. Frames received before Start wait in the backlogs.
+func (d *Device) Start() {
+	d.startOnce.Do(func() {
+		if d.closing.Load() {
+			return
+		}
+		for q := range d.link.Queues() {
+			d.wg.Add(1)
+			go d.reader(q)
+		}
+		for _, s := range d.shards {
+			d.wg.Add(1)
+			go s.worker()
+		}
+	})
+}
+
+// Close closes the link, stops and waits for every goroutine, and frees
+// the frames still queued. It is idempotent and returns the link's error.
+// A handler that never returns blocks Close.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() {
+		d.startOnce.Do(func() {}) // a Start racing with Close starts nothing
+		d.closing.Store(true)
+		d.closeErr = d.link.Close()
+		close(d.quit)
+		d.wg.Wait()
+		for _, s := range d.shards {
+			s.purge()
+		}
+	})
+	return d.closeErr
+}
+
+// MAC is the device's hardware address.
+func (d *Device) MAC() net.HardwareAddr { return d.mac }
+
+// MTU is the largest L3 packet Transmit accepts.
+func (d *Device) MTU() int { return d.mtu }
+
+// Shards is the number of backlogs.
+func (d *Device) Shards() int { return len(d.shards) }
+
+// reader feeds one link queue into Receive, one pooled buffer per frame.
+func (d *Device) reader(q int) {
+	defer d.wg.Done()
+	for {
+		b := pkt.GetRx(d.mtu + ethHeaderLen)
+		n, err := d.link.ReadFrame(q, b.Store())
+		if err != nil {
+			b.Release()
+			if d.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			d.rxErrors.Add(1)
+			select { // a failing fd must not spin; this is not protocol time
+			case <-d.quit:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		b.SetLen(n)
+		d.Receive(b)
+	}
+}
+
+// Receive takes a whole Ethernet frame (and ownership of b), checks it is
+// for us, and queues it on its flow's shard (enqueue_to_backlog). It
+// returns false if the frame was dropped; every drop is counted.
+func (d *Device) Receive(b *pkt.Buffer) bool {
+	frame := b.Bytes()
+	if len(frame) < ethHeaderLen {
+		d.rxRunt.Add(1)
+		d.rxBadBytes.Add(uint64(len(frame)))
+		b.Release()
+		return false
+	}
+	// eth_type_trans marks it PACKET_OTHERHOST; IP would drop it later.
+	if dst := ethDst(frame); isUnicast(dst) && !sameMAC(dst, d.macKey) {
+		d.rxOtherHost.Add(1)
+		d.rxBadBytes.Add(uint64(len(frame)))
+		b.Release()
+		return false
+	}
+	i := 0
+	if len(d.shards) > 1 {
+		if h, ok := flowHash(frame, d.hashSeed); ok {
+			i = reciprocalScale(h, len(d.shards))
+		}
+	}
+	s := d.shards[i]
+	s.rxFrames.Add(1)
+	s.rxBytes.Add(uint64(len(frame)))
+	b.Shard = i
+	return s.enqueueToBacklog(b)
+}
+
+// deliver demultiplexes one frame by ethertype (__netif_receive_skb_core).
+func (d *Device) deliver(b *pkt.Buffer) {
+	et := ethType(b.Bytes())
+	for i := range d.handlers {
+		if d.handlers[i].ethertype == et {
+			b.TrimFront(ethHeaderLen)
+			d.handlers[i].h(b)
+			return
+		}
+	}
+	d.rxUnknown.Add(1)
+}
+
+var (
+	errNoHeadroom = errors.New("netdev: no headroom for the Ethernet header")
+	errTooBig     = errors.New("netdev: packet larger than MTU")
+	errBadMAC     = errors.New("netdev: destination is not a 6-byte MAC")
+)
+
+// Transmit prepends an Ethernet header to the L3 packet in b and writes the
+// frame on queue b.Shard % Queues(). It always releases b.
+func (d *Device) Transmit(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) error {
+	s := d.shards[nonNegMod(b.Shard, len(d.shards))]
+	err := d.transmit(dst, ethertype, b)
+	b.Release()
+	if err != nil {
+		s.txErrors.Add(1)
+		return err
+	}
+	return nil
+}
+
+func (d *Device) transmit(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) error {
+	switch {
+	case len(dst) != 6:
+		return errBadMAC
+	case b.Len() > d.mtu:
+		return fmt.Errorf("%w: %d > %d", errTooBig, b.Len(), d.mtu)
+	case b.Headroom() < ethHeaderLen:
+		return errNoHeadroom
+	}
+	h := b.Prepend(ethHeaderLen)
+	copy(h[0:6], dst)
+	copy(h[6:12], d.macKey[:])
+	binary.BigEndian.PutUint16(h[12:14], ethertype)
+	if err := d.link.WriteFrame(nonNegMod(b.Shard, d.link.Queues()), b.Bytes()); err != nil {
+		return err
+	}
+	s := d.shards[nonNegMod(b.Shard, len(d.shards))]
+	s.txFrames.Add(1)
+	s.txBytes.Add(uint64(b.Len()))
+	return nil
+}
+
+func nonNegMod(i, n int) int {
+	i %= n
+	if i < 0 {
+		i += n
+	}
+	return i
+}
+
+// Softnet returns each shard's counters and backlog length.
+func (d *Device) Softnet() []SoftnetStat {
+	st := make([]SoftnetStat, len(d.shards))
+	for i, s := range d.shards {
+		st[i] = SoftnetStat{
+			Processed:   s.processed.Load(),
+			Dropped:     s.dropped.Load(),
+			TimeSqueeze: s.timeSqueeze.Load(),
+			BacklogLen:  s.backlogLen(),
+		}
+	}
+	return st
+}
+
+// Counters visits the device counters, then the softnet totals, always in
+// this order. NetdevRxFrames counts every frame handed to Receive,
+// including those later dropped.
+func (d *Device) Counters(visit func(name string, value uint64)) {
+	var rxF, rxB, txF, txB, txE, proc, drop, squeeze uint64
+	for _, s := range d.shards {
+		rxF += s.rxFrames.Load()
+		rxB += s.rxBytes.Load()
+		txF += s.txFrames.Load()
+		txB += s.txBytes.Load()
+		txE += s.txErrors.Load()
+		proc += s.processed.Load()
+		drop += s.dropped.Load()
+		squeeze += s.timeSqueeze.Load()
+	}
+	runt, other := d.rxRunt.Load(), d.rxOtherHost.Load()
+	visit("NetdevRxFrames", rxF+runt+other)
+	visit("NetdevRxBytes", rxB+d.rxBadBytes.Load())
+	visit("NetdevRxRunt", runt)
+	visit("NetdevRxOtherHost", other)
+	visit("NetdevRxUnknownEthertype", d.rxUnknown.Load())
+	visit("NetdevRxErrors", d.rxErrors.Load())
+	visit("NetdevTxFrames", txF)
+	visit("NetdevTxBytes", txB)
+	visit("NetdevTxErrors", txE)
+	visit("SoftnetProcessed", proc)
+	visit("SoftnetDropped", drop)
+	visit("SoftnetTimeSqueeze", squeeze)
+}

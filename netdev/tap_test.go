@@ -1,0 +1,73 @@
+package netdev_test
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/netdev"
+)
+
+// TestDeviceOverTAPReceivesKernelARP runs the whole receive path over a real
+// TAP: the kernel pings 10.0.0.2, its ARP request goes through the reader
+// goroutines, a backlog and a worker to the ARP handler; Close then stops
+// every goroutine.
+func TestDeviceOverTAPReceivesKernelARP(t *testing.T) {
+	if _, err := exec.LookPath("ping"); err != nil {
+		netnstest.Require(t)
+		t.Skip("ping not installed (apt-get install iputils-ping)")
+	}
+	ns := netnstest.New(t)
+	baseline := runtime.NumGoroutine()
+	tap, err := ns.OpenTAP("tsd0", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.AddrAdd("tsd0", "10.0.0.1/24")
+	ns.LinkUp("tsd0")
+	d := netdev.New(tap, netdev.Config{Shards: 2})
+	got := make(chan net.IP, 16)
+	d.Handle(0x0806, func(b *pkt.Buffer) {
+		p := b.Bytes()
+		if len(p) >= 28 && binary.BigEndian.Uint16(p[6:]) == 1 { // request
+			select {
+			case got <- net.IP(append([]byte(nil), p[24:28]...)):
+			default:
+			}
+		}
+		if b.Shard != 0 {
+			t.Errorf("ARP on shard %d", b.Shard)
+		}
+	})
+	d.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	ping := ns.Command(ctx, "ping", "-c1", "-W1", "10.0.0.2")
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); ping.Wait() }()
+	select {
+	case ip := <-got:
+		if !ip.Equal(net.IP{10, 0, 0, 2}) {
+			t.Fatalf("ARP request for %v", ip)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ARP request reached the handler")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > baseline+1 { // +1: the ping waiter
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, baseline %d", runtime.NumGoroutine(), baseline)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
