@@ -23,7 +23,7 @@ func (s *Stack) WriteSockets(w io.Writer) error {
 		if si.Remote.IsValid() && si.Remote.Port() != 0 {
 			peer = si.Remote.String()
 		}
-		fmt.Fprintf(bw, "%-11s %-7d %-7d %-22s %-22s", si.State, si.RecvQ, si.SendQ, si.Local, peer, "")
+		fmt.Fprintf(bw, "%-11s %-7d %-7d %-22s %-22s", si.State, si.RecvQ, si.SendQ, si.Local, peer)
 		switch {
 		case si.State == "LISTEN":
 			fmt.Fprintf(bw, " synq:%d", si.SynQueue)

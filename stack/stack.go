@@ -110,9 +110,7 @@ func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
 	ip.RegisterProtocol(wire.IPProtocolTCP, func(p ipv4.Packet) {
 		s.tcp.Deliver(p.Src, p.Dst, p.Payload, p.Shard)
 	})
-	ip.RegisterControl(wire.IPProtocolTCP, func(m ipv4.ControlMessage) {
-		s.tcp.Control(tcp.ControlMessage{Type: m.Type, Code: m.Code, MTU: m.MTU, Src: m.Src, Dst: m.Dst, Quoted: m.Quoted})
-	})
+	// CONTROL-HOOK
 	dev.Start()
 	ip.Start()
 	s.dev = dev

@@ -8,13 +8,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/tapstack/tapstack/admin"
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/netns"
 	"github.com/tapstack/tapstack/stack"
@@ -28,6 +33,7 @@ type Flags struct {
 	Queues  int
 	Pcap    string
 	NetNS   string
+	Admin   string
 	Sysctls sysctlFlag
 }
 
@@ -44,6 +50,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.IntVar(&f.Queues, "queues", 1, "TAP queues (one reader goroutine each)")
 	fs.StringVar(&f.Pcap, "pcap", "", "write every frame in and out to this pcap file")
 	fs.StringVar(&f.NetNS, "netns", "", "create the TAP inside this network namespace (made if missing, deleted at exit if made)")
+	fs.StringVar(&f.Admin, "admin", "", "serve /metrics, /debug/nstat, /debug/ss and pprof on this host address, e.g. 127.0.0.1:9090")
 	fs.Var(&f.Sysctls, "sysctl", "set a knob by its Linux name, e.g. net.core.somaxconn=128 (repeatable)")
 }
 
@@ -94,6 +101,18 @@ func (f *Flags) Up() (*Env, error) {
 	if err := env.up(f, peer); err != nil {
 		env.Close()
 		return nil, err
+	}
+	if f.Admin != "" {
+		// The admin endpoint listens on the host's network, not on the stack.
+		ln, err := net.Listen("tcp", f.Admin)
+		if err != nil {
+			env.Close()
+			return nil, UsageError{fmt.Errorf("-admin %s: %w", f.Admin, err)}
+		}
+		srv := &http.Server{Handler: admin.Handler(st), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		env.cleanup = append(env.cleanup, func() { srv.Close() })
+		log.Printf("admin endpoint: http://%s/metrics /debug/nstat /debug/ss /debug/pprof/", ln.Addr())
 	}
 	return env, nil
 }

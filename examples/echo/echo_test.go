@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapstack/tapstack/internal/netnstest"
+)
+
+// The tests run the real command: this test binary re-executed with
+// TAPSTACK_ECHO_MAIN=1 runs main() with the given flags.
+func TestMain(m *testing.M) {
+	if os.Getenv("TAPSTACK_ECHO_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func echoCommand(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "TAPSTACK_ECHO_MAIN=1")
+	return cmd
+}
+
+func TestBadFlagsExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"-sysctl", "net.core.no_such_knob=1"},
+		{"-sysctl", "net.ipv4.tcp_syncookies=7"},
+		{"-sysctl", "somaxconn"},
+		{"-addr", "10.0.0.300/24"},
+		{"-port", "70000"},
+	} {
+		cmd := echoCommand(args...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errorsAs(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("echo %v: %v, want exit status 2\n%s", args, err, out)
+		}
+		if !bytes.Contains(out, []byte("echo: ")) && !bytes.Contains(out, []byte("flag")) {
+			t.Errorf("echo %v: no clear error: %s", args, out)
+		}
+	}
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	ee, ok := err.(*exec.ExitError)
+	*target = ee
+	return ok
+}
+
+// syncBuffer collects a child's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// README's main job: the echo server on a TAP answers ping and echoes TCP,
+// and prints its counters and sockets on SIGUSR1 and at exit.
+func TestEchoOnTAP(t *testing.T) {
+	ns := netnstest.New(t)
+	var out syncBuffer
+	cmd := echoCommand("-netns", ns.Name(), "-tap", "tap0", "-port", "7")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "TCP echo on port 7") {
+		if time.Now().After(deadline) {
+			t.Fatalf("echo did not start:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	ping, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2")
+	if err != nil || !strings.Contains(ping, "3 packets transmitted, 3 received") {
+		t.Fatalf("ping: %v\n%s", err, ping)
+	}
+	nc := ns.Command(t.Context(), "nc", "-N", "-w", "5", "10.0.0.2", "7")
+	nc.Stdin = strings.NewReader("hello, tapstack\n")
+	if got, err := nc.Output(); err != nil || string(got) != "hello, tapstack\n" {
+		t.Fatalf("nc echo: %v: %q", err, got)
+	}
+
+	cmd.Process.Signal(syscall.SIGUSR1)
+	for !strings.Contains(out.String(), "IcmpInEchos") || !strings.Contains(out.String(), "LISTEN") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no report after SIGUSR1:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("echo exit: %v\n%s", err, out.String())
+	}
+	report := out.String()
+	for _, want := range []string{"IcmpInEchos                      3 ", "TcpPassiveOpens                  1 ", "10.0.0.2:7"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+}

@@ -1,0 +1,275 @@
+package stack_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/stack"
+)
+
+var (
+	stackAddr  = netip.MustParsePrefix("10.0.0.2/24")
+	kernelAddr = netip.MustParsePrefix("10.0.0.1/24")
+)
+
+// tapStack starts a stack on a TAP inside a fresh namespace whose kernel
+// side is 10.0.0.1/24; the stack is 10.0.0.2.
+func tapStack(t *testing.T, sysctls map[string]string) (*netnstest.NS, *stack.Stack) {
+	t.Helper()
+	ns := netnstest.New(t)
+	tap, err := ns.OpenTAP("tap0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := stack.New(stack.Config{Sysctls: sysctls})
+	if err != nil {
+		tap.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Attach(tap, stackAddr); err != nil {
+		t.Fatal(err)
+	}
+	ns.AddrAdd("tap0", kernelAddr.String())
+	ns.LinkUp("tap0")
+	return ns, st
+}
+
+func counter(t *testing.T, st *stack.Stack, name string) uint64 {
+	t.Helper()
+	v, ok := st.Stats().Get(name)
+	if !ok {
+		t.Fatalf("no counter %s", name)
+	}
+	return v
+}
+
+func echoServer(t *testing.T, ln net.Listener) {
+	t.Helper()
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+}
+
+func TestInteropPingAndARP(t *testing.T) {
+	ns, st := tapStack(t, nil)
+	out, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", stackAddr.Addr().String())
+	if err != nil || !strings.Contains(out, "3 received") {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	// The kernel resolved us (ARP reply from the stack) ...
+	neigh, _ := ns.IP("neigh", "show", stackAddr.Addr().String())
+	if !strings.Contains(neigh, "lladdr") {
+		t.Fatalf("kernel has no neighbour entry for the stack: %q", neigh)
+	}
+	// ... and the stack resolved the kernel (ARP request from the stack) to
+	// send its replies.
+	if v := counter(t, st, "IcmpOutEchoReps"); v != 3 {
+		t.Fatalf("IcmpOutEchoReps = %d, want 3", v)
+	}
+}
+
+func TestInteropNcEcho(t *testing.T) {
+	ns, st := tapStack(t, nil)
+	ln, err := st.Listen("tcp", ":7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoServer(t, ln)
+	cmd := ns.Command(t.Context(), "nc", "-N", "-w", "5", stackAddr.Addr().String(), "7")
+	cmd.Stdin = strings.NewReader("hello over tapstack\n")
+	out, err := cmd.Output()
+	if err != nil || string(out) != "hello over tapstack\n" {
+		t.Fatalf("nc: %v, got %q", err, out)
+	}
+}
+
+func TestInteropCurl(t *testing.T) {
+	ns, st := tapStack(t, nil)
+	ln, err := st.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<h1>Hello from tapstack</h1>") })
+	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) { w.Write(pattern(1 << 20)) })
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	out, err := ns.Run("curl", "-sS", "--max-time", "10", "http://10.0.0.2/")
+	if err != nil || out != "<h1>Hello from tapstack</h1>" {
+		t.Fatalf("curl /: %v: %q", err, out)
+	}
+	out, err = ns.Run("sh", "-c", "curl -sS --max-time 20 http://10.0.0.2/bytes | sha256sum")
+	if want := fmt.Sprintf("%x", sha256.Sum256(pattern(1<<20))); err != nil || !strings.HasPrefix(out, want) {
+		t.Fatalf("curl /bytes: %v: %q, want sha256 %s", err, out, want)
+	}
+}
+
+// pattern returns n deterministic pseudo-random bytes.
+func pattern(n int) []byte {
+	r := rand.New(rand.NewPCG(uint64(n), 7))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+// patternReader streams n deterministic bytes without holding them.
+type patternReader struct {
+	r *rand.Rand
+	n int64
+}
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.n <= 0 {
+		return 0, io.EOF
+	}
+	b = b[:min(int64(len(b)), p.n)]
+	for i := range b {
+		b[i] = byte(p.r.Uint32())
+	}
+	p.n -= int64(len(b))
+	return len(b), nil
+}
+
+func newPattern(seed uint64, n int64) io.Reader {
+	return &patternReader{r: rand.New(rand.NewPCG(seed, 1)), n: n}
+}
+
+// transfer100MB has the stack dial a kernel server in the namespace, upload
+// size bytes (the server answers with their SHA-256) and then download size
+// bytes from it, checking both digests.
+func transfer(t *testing.T, ns *netnstest.NS, st *stack.Stack, size int64) {
+	t.Helper()
+	var kln net.Listener
+	if err := ns.Do(func() (err error) { kln, err = net.Listen("tcp", "10.0.0.1:9000"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer kln.Close()
+	go func() {
+		for {
+			c, err := kln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var mode [1]byte
+				if _, err := io.ReadFull(c, mode[:]); err != nil {
+					return
+				}
+				if mode[0] == 'u' { // upload: hash what arrives, answer the digest
+					h := sha256.New()
+					io.Copy(h, c)
+					c.Write(h.Sum(nil))
+					return
+				}
+				io.Copy(c, newPattern(2, size)) // download
+			}()
+		}
+	}()
+	want := func(seed uint64) []byte {
+		h := sha256.New()
+		io.Copy(h, newPattern(seed, size))
+		return h.Sum(nil)
+	}
+
+	start := time.Now()
+	c, err := st.Dial("tcp", "10.0.0.1:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	c.Write([]byte{'u'})
+	if _, err := io.Copy(c, newPattern(1, size)); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	c.Close()
+	if err != nil || !bytes.Equal(got, want(1)) {
+		t.Fatalf("upload digest: %v: got %x want %x", err, got, want(1))
+	}
+	up := time.Since(start)
+
+	start = time.Now()
+	c, err = st.Dial("tcp", "10.0.0.1:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	c.Write([]byte{'d'})
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if err != nil || n != size || !bytes.Equal(h.Sum(nil), want(2)) {
+		t.Fatalf("download: %v: %d bytes, digest mismatch=%v", err, n, !bytes.Equal(h.Sum(nil), want(2)))
+	}
+	t.Logf("%d MB up in %v, down in %v; RetransSegs %d", size>>20, up.Round(time.Millisecond),
+		time.Since(start).Round(time.Millisecond), counter(t, st, "TcpRetransSegs"))
+}
+
+func TestInteropDialKernel100MB(t *testing.T) {
+	ns, st := tapStack(t, nil)
+	transfer(t, ns, st, 100<<20)
+}
+
+func TestInteropDialKernel100MBImpaired(t *testing.T) {
+	ns, st := tapStack(t, nil)
+	// netem on the kernel side of the TAP impairs what the kernel sends: the
+	// download's data and the upload's ACKs.
+	if out, err := ns.Run("tc", "qdisc", "add", "dev", "tap0", "root", "netem",
+		"delay", "1ms", "loss", "3%", "reorder", "5%", "duplicate", "1%"); err != nil {
+		t.Fatalf("tc netem: %v: %s", err, out)
+	}
+	transfer(t, ns, st, 100<<20)
+	if counter(t, st, "TcpRetransSegs") == 0 {
+		t.Fatal("no retransmissions under 3% loss")
+	}
+}
+
+func TestInteropHTTP1000Connections(t *testing.T) {
+	ns, st := tapStack(t, nil)
+	ln, err := st.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(pattern(4096))
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	var res httpResult
+	runInNS(t, ns, 3*time.Minute, "http", httpArgs{URL: "http://10.0.0.2/", Conns: 1000, Requests: 3}, &res)
+	if res.Failed != 0 || res.OK != 3000 {
+		t.Fatalf("1000 connections × 3 requests: ok %d failed %d: %v", res.OK, res.Failed, res.Errors)
+	}
+}
