@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tapstack/tapstack/internal/synflood"
+)
+
+type clientFlags struct {
+	workload string
+	target   string
+	n        int
+	conc     int
+	dur      time.Duration
+	timeout  time.Duration
+	rate     int
+	warmup   time.Duration
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | cps | rtt | hold | flood")
+	fs.StringVar(&f.target, "client-target", "", "internal: server addr:port")
+	fs.IntVar(&f.n, "client-n", 0, "internal: MB (bulk), pings (rtt), connections (hold), legit connects (flood)")
+	fs.IntVar(&f.conc, "client-conc", 1, "internal: client goroutines")
+	fs.DurationVar(&f.dur, "client-duration", time.Second, "internal: duration (cps)")
+	fs.DurationVar(&f.timeout, "client-timeout", 2*time.Second, "internal: per-connection timeout")
+	fs.IntVar(&f.rate, "client-rate", 0, "internal: flood SYN/s")
+	fs.DurationVar(&f.warmup, "client-warmup", time.Second, "internal: flood time before the legit connects")
+}
+
+// clientResult is the JSON line a client prints: named metrics.
+type clientResult struct {
+	Metrics map[string]float64
+	Note    string `json:",omitempty"`
+}
+
+func runClient(f clientFlags) error {
+	target, err := netip.ParseAddrPort(f.target)
+	if err != nil {
+		return err
+	}
+	var r clientResult
+	switch f.workload {
+	case "bulk":
+		r, err = clientBulk(target, f)
+	case "cps":
+		r, err = clientCPS(target, f)
+	case "rtt":
+		r, err = clientRTT(target, f)
+	case "hold":
+		r, err = clientHold(target, f)
+	case "flood":
+		r, err = clientFlood(target, f)
+	default:
+		return fmt.Errorf("unknown workload %q", f.workload)
+	}
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(r)
+	fmt.Printf("RESULT %s\n", b)
+	if f.workload == "hold" {
+		_, _ = io.Copy(io.Discard, os.Stdin) // keep the connections until told
+	}
+	return nil
+}
+
+// clientBulk sends n MB on one connection; the server answers with the
+// byte count at EOF, which stops the clock.
+func clientBulk(target netip.AddrPort, f clientFlags) (clientResult, error) {
+	c, err := net.DialTimeout("tcp4", target.String(), 5*time.Second)
+	if err != nil {
+		return clientResult{}, err
+	}
+	defer c.Close()
+	buf := make([]byte, 256<<10)
+	total := int64(f.n) << 20
+	_ = c.SetDeadline(time.Now().Add(120 * time.Second))
+	start := time.Now()
+	for sent := int64(0); sent < total; {
+		n, err := c.Write(buf[:min(int64(len(buf)), total-sent)])
+		sent += int64(n)
+		if err != nil {
+			return clientResult{}, fmt.Errorf("bulk write after %d bytes: %w", sent, err)
+		}
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		return clientResult{}, err
+	}
+	var ack [8]byte
+	if _, err := io.ReadFull(c, ack[:]); err != nil {
+		return clientResult{}, fmt.Errorf("bulk: reading server count: %w", err)
+	}
+	elapsed := time.Since(start)
+	if got := int64(binary.BigEndian.Uint64(ack[:])); got != total {
+		return clientResult{}, fmt.Errorf("bulk: server received %d of %d bytes", got, total)
+	}
+	return clientResult{Metrics: map[string]float64{"gbps": float64(total*8) / elapsed.Seconds() / 1e9}}, nil
+}
+
+// echoOnce connects, sends one byte, waits for it back and closes; it
+// returns the connect (handshake) time.
+func echoOnce(target netip.AddrPort, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	c, err := net.DialTimeout("tcp4", target.String(), timeout)
+	if err != nil {
+		return 0, err
+	}
+	connect := time.Since(start)
+	defer c.Close()
+	_ = c.SetDeadline(start.Add(timeout))
+	if _, err := c.Write([]byte{'x'}); err != nil {
+		return 0, err
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return 0, err
+	}
+	return connect, nil
+}
+
+// clientCPS runs conc goroutines doing connect, 1-byte echo, close for dur.
+func clientCPS(target netip.AddrPort, f clientFlags) (clientResult, error) {
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(f.dur)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < f.conc; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if _, err := echoOnce(target, f.timeout); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	r := clientResult{Metrics: map[string]float64{
+		"cps":    float64(ok.Load()) / elapsed.Seconds(),
+		"failed": float64(failed.Load()),
+	}}
+	if e := firstErr.Load(); e != nil {
+		r.Note = fmt.Sprintf("%d failed, first: %v", failed.Load(), e)
+	}
+	return r, nil
+}
+
+// clientRTT ping-pongs one byte n times on one connection.
+func clientRTT(target netip.AddrPort, f clientFlags) (clientResult, error) {
+	c, err := net.DialTimeout("tcp4", target.String(), 5*time.Second)
+	if err != nil {
+		return clientResult{}, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(120 * time.Second))
+	var b [1]byte
+	samples := make([]time.Duration, 0, f.n)
+	for i := -100; i < f.n; i++ { // 100 warm-up exchanges
+		start := time.Now()
+		if _, err := c.Write(b[:]); err != nil {
+			return clientResult{}, err
+		}
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return clientResult{}, err
+		}
+		if i >= 0 {
+			samples = append(samples, time.Since(start))
+		}
+	}
+	return clientResult{Metrics: map[string]float64{
+		"p50_us": float64(percentile(samples, 50)) / 1e3,
+		"p99_us": float64(percentile(samples, 99)) / 1e3,
+	}}, nil
+}
+
+// clientHold opens n connections and keeps them until stdin closes.
+func clientHold(target netip.AddrPort, f clientFlags) (clientResult, error) {
+	conns := make([]net.Conn, f.n)
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= f.n {
+					return
+				}
+				c, err := net.DialTimeout("tcp4", target.String(), 5*time.Second)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	r := clientResult{Metrics: map[string]float64{"held": float64(f.n - int(failed.Load()))}}
+	if e := firstErr.Load(); e != nil {
+		r.Note = fmt.Sprintf("%d failed, first: %v", failed.Load(), e)
+	}
+	return r, nil
+}
+
+// clientFlood floods the target with spoofed SYNs at rate and, after a
+// warm-up, makes n legitimate connect+echo attempts with conc workers.
+func clientFlood(target netip.AddrPort, f clientFlags) (clientResult, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type floodOut struct {
+		sent int
+		err  error
+	}
+	bound := f.warmup + time.Duration((f.n+f.conc-1)/f.conc+1)*f.timeout + 5*time.Second
+	floodStart := time.Now()
+	done := make(chan floodOut, 1)
+	go func() {
+		sent, err := synflood.Flood(ctx, synflood.Config{Target: target, Sources: spoofed, Rate: f.rate, Duration: bound})
+		done <- floodOut{sent, err}
+	}()
+	time.Sleep(f.warmup)
+
+	var mu sync.Mutex
+	var connects []time.Duration
+	var firstErr error
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < f.conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(f.n) {
+				d, err := echoOnce(target, f.timeout)
+				mu.Lock()
+				if err == nil {
+					connects = append(connects, d)
+				} else if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	cancel()
+	fo := <-done
+	if fo.err != nil && !errors.Is(fo.err, context.Canceled) {
+		return clientResult{}, fo.err
+	}
+	r := clientResult{Metrics: map[string]float64{
+		"success_pct":    100 * float64(len(connects)) / float64(f.n),
+		"flood_rate":     float64(fo.sent) / time.Since(floodStart).Seconds(),
+		"connect_p50_ms": -1,
+	}}
+	if len(connects) > 0 {
+		r.Metrics["connect_p50_ms"] = float64(percentile(connects, 50)) / 1e6
+	}
+	if firstErr != nil {
+		r.Note = fmt.Sprintf("%d/%d failed, first: %v", f.n-len(connects), f.n, firstErr)
+	}
+	return r, nil
+}
+
+func percentile(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)]
+}

@@ -1,0 +1,81 @@
+// Command compare runs the same TCP workloads against tapstack over a TAP,
+// gVisor netstack over a TAP and the Linux kernel over a veth pair, each in
+// network namespaces it creates and deletes, and prints a markdown table.
+//
+//	cd bench && sudo go run ./cmd/compare -quick -rounds 1
+//
+// The one binary plays three parts: the orchestrator (default), a server
+// (-serve, re-executed inside the server netns with `ip netns exec`) and a
+// client (-client, re-executed inside the client netns). Every server runs
+// in its own process so its RSS can be read from /proc.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Options are the orchestrator's flags.
+type Options struct {
+	Rounds   int
+	Only     []string // workload names
+	Stacks   []string // stack names
+	Quick    bool
+	Queues   int
+	MaxBusy  float64 // CPU busy fraction above which a round waits (then is flagged)
+	BusyWait time.Duration
+	Out      string
+	// MaxServerRSS (MB) kills a server whose memory runs away (0 = no cap).
+	MaxServerRSS int64
+}
+
+func main() {
+	var (
+		serve  = flag.Bool("serve", false, "internal: run as server inside a netns")
+		client = flag.Bool("client", false, "internal: run as client inside a netns")
+		srv    serverFlags
+		cli    clientFlags
+		o      Options
+		only   = flag.String("only", "", "comma-separated workloads (default all): "+strings.Join(workloadNames(), ","))
+		stacks = flag.String("stacks", "", "comma-separated stacks (default all available): "+strings.Join(stackNames(), ","))
+	)
+	flag.IntVar(&o.Rounds, "rounds", 3, "rounds; each round runs every workload on every stack, interleaved")
+	flag.BoolVar(&o.Quick, "quick", false, "short durations (smoke test)")
+	flag.IntVar(&o.Queues, "queues", 1, "TAP queues for the userspace stacks")
+	flag.Float64Var(&o.MaxBusy, "max-busy", 0.25, "CPU busy fraction (from /proc/stat) above which a round waits for quiet")
+	flag.DurationVar(&o.BusyWait, "busy-wait", 30*time.Second, "longest wait for a quiet CPU before running a round flagged busy")
+	flag.Int64Var(&o.MaxServerRSS, "max-server-rss", 4096, "kill a server whose RSS passes this many MB (0 = no cap)")
+	flag.StringVar(&o.Out, "o", "", "also write the report to this file")
+	srv.register(flag.CommandLine)
+	cli.register(flag.CommandLine)
+	flag.Parse()
+
+	var err error
+	switch {
+	case *serve:
+		err = runServer(srv)
+	case *client:
+		err = runClient(cli)
+	default:
+		o.Only = splitList(*only)
+		o.Stacks = splitList(*stacks)
+		err = orchestrate(o, os.Args)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

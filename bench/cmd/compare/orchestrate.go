@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// runRecord is one (round, stack, workload) run.
+type runRecord struct {
+	Round    int
+	Stack    string
+	Workload string
+	Busy     float64 // CPU busy fraction measured just before
+	Flagged  bool    // ran although the CPU was busier than -max-busy
+	Metrics  map[string]float64
+	Note     string
+	Err      error
+}
+
+func orchestrate(o Options, argv []string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (network namespaces, TAP devices, raw sockets)")
+	}
+	stacks := o.Stacks
+	if len(stacks) == 0 {
+		stacks = stackNames()
+	}
+	for _, s := range stacks {
+		if stackDefs[s] == nil {
+			return fmt.Errorf("stack %q not available in this build (have %s)", s, strings.Join(stackNames(), ","))
+		}
+	}
+	var wls []workload
+	for _, w := range workloads {
+		if len(o.Only) == 0 || slices.Contains(o.Only, w.Name) {
+			wls = append(wls, w)
+		}
+	}
+	if len(wls) == 0 {
+		return fmt.Errorf("no workload matches -only %v (have %s)", o.Only, strings.Join(workloadNames(), ","))
+	}
+	if o.Quick && !flagSet("busy-wait") {
+		o.BusyWait = 2 * time.Second
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	topo, err := newTopology()
+	if err != nil {
+		return err
+	}
+	defer topo.Close()
+
+	var records []runRecord
+	for round := 1; round <= o.Rounds; round++ {
+		for _, w := range wls {
+			for _, s := range stacks {
+				busy, flagged := waitQuiet(o)
+				rec := runRecord{Round: round, Stack: s, Workload: w.Name, Busy: busy, Flagged: flagged}
+				rec.Metrics, rec.Note, rec.Err = runOne(topo, self, stackDefs[s], w, o)
+				logRecord(rec)
+				records = append(records, rec)
+			}
+		}
+	}
+	report := renderReport(o, argv, stacks, wls, records)
+	fmt.Print(report)
+	if o.Out != "" {
+		return os.WriteFile(o.Out, []byte(report), 0o644)
+	}
+	return nil
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func logRecord(r runRecord) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "round %d %-9s %-9s busy %3.0f%%", r.Round, r.Stack, r.Workload, 100*r.Busy)
+	if r.Flagged {
+		b.WriteString(" (BUSY)")
+	}
+	if r.Err != nil {
+		fmt.Fprintf(&b, " ERROR %v", r.Err)
+	}
+	keys := make([]string, 0, len(r.Metrics))
+	for k := range r.Metrics {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%.4g", k, r.Metrics[k])
+	}
+	if r.Note != "" {
+		fmt.Fprintf(&b, " [%s]", r.Note)
+	}
+	fmt.Fprintln(os.Stderr, b.String())
+}
+
+// child is a re-executed compare process inside a netns.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string // stdout lines
+	topo  *topology
+}
+
+func startChild(topo *topology, ns, self, tag string, args ...string) (*child, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, self}, args...)...)
+	// If compare dies, its children die too (survives the exec by ip).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = &prefixWriter{prefix: tag + ": ", w: os.Stderr}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	topo.track(cmd.Process)
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16), topo: topo}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+	}()
+	return c, nil
+}
+
+// expect waits for a line starting with prefix and returns its remainder.
+func (c *child) expect(prefix string, timeout time.Duration) (string, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				return "", fmt.Errorf("exited before %q", prefix)
+			}
+			if rest, ok := strings.CutPrefix(l, prefix); ok {
+				return strings.TrimSpace(rest), nil
+			}
+		case <-t.C:
+			return "", fmt.Errorf("no %q within %v", prefix, timeout)
+		}
+	}
+}
+
+// stop closes stdin and waits; a child that lingers is killed.
+func (c *child) stop() {
+	c.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+	c.topo.untrack(c.cmd.Process)
+}
+
+// runOne starts the server, runs the client against it and gathers metrics.
+func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (map[string]float64, string, error) {
+	srvNS, cliNS := topo.namespaces(d)
+	srvArgs := []string{"-serve", "-server-stack", d.Name, "-server-mode", w.ServerMode,
+		"-server-backlog", strconv.Itoa(w.Backlog), "-server-queues", strconv.Itoa(o.Queues)}
+	hold := 0
+	if w.Hold != nil {
+		hold = w.Hold(o)
+		srvArgs = append(srvArgs, "-server-expect", strconv.Itoa(hold))
+	}
+	srv, err := startChild(topo, srvNS, self, "server "+d.Name, srvArgs...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer srv.stop()
+	if _, err := srv.expect("READY", 20*time.Second); err != nil {
+		return nil, "", fmt.Errorf("server: %w", err)
+	}
+	pid := srv.cmd.Process.Pid
+	rss0 := readRSS(pid)
+	slab0 := readSlab()
+
+	var peak int64
+	var killed atomic.Bool
+	stopSampler := make(chan struct{})
+	var samplerDone sync.WaitGroup
+	if w.SampleRSS {
+		samplerDone.Add(1)
+		go func() {
+			defer samplerDone.Done()
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stopSampler:
+					return
+				case <-tick.C:
+					peak = max(peak, readRSS(pid))
+					if o.MaxServerRSS > 0 && peak > o.MaxServerRSS<<20 && !killed.Swap(true) {
+						// A stack whose memory runs away must not take the shared machine with it.
+						_ = srv.cmd.Process.Kill()
+					}
+				}
+			}
+		}()
+	}
+
+	cliArgs := append([]string{"-client", "-client-target", d.serverAddr().String()}, w.ClientArgs(o)...)
+	cli, err := startChild(topo, cliNS, self, "client "+d.Name, cliArgs...)
+	if err != nil {
+		close(stopSampler)
+		return nil, "", err
+	}
+	defer cli.stop()
+	line, err := cli.expect("RESULT", 240*time.Second)
+	close(stopSampler)
+	samplerDone.Wait()
+	if killed.Load() {
+		return nil, "", fmt.Errorf("server killed: RSS %d MB over -max-server-rss", peak>>20)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("client: %w", err)
+	}
+	var cr clientResult
+	if err := json.Unmarshal([]byte(line), &cr); err != nil {
+		return nil, "", fmt.Errorf("client result %q: %w", line, err)
+	}
+	m := cr.Metrics
+	if w.SampleRSS {
+		m["rss_growth_mb"] = float64(max(peak-rss0, 0)) / (1 << 20)
+	}
+	if hold > 0 {
+		if int(m["held"]) < hold {
+			return nil, cr.Note, fmt.Errorf("client held %.0f of %d connections", m["held"], hold)
+		}
+		line, err := srv.expect("RESULT", 30*time.Second)
+		if err != nil {
+			return nil, cr.Note, fmt.Errorf("server: %w", err)
+		}
+		var sr serverReport
+		if err := json.Unmarshal([]byte(line), &sr); err != nil {
+			return nil, "", fmt.Errorf("server result %q: %w", line, err)
+		}
+		delta := float64(sr.RSSAfter - sr.RSSBefore)
+		if !d.TAP {
+			// The kernel keeps sockets in slab, not in the process. Slab grew
+			// for both ends (client and server sockets): count half of it.
+			slabDelta := float64(readSlab() - slab0)
+			delta += slabDelta / 2
+			cr.Note = strings.TrimSpace(cr.Note + fmt.Sprintf(" kernel: process %.1f MB + slab delta %.1f MB (half counted)",
+				float64(sr.RSSAfter-sr.RSSBefore)/(1<<20), slabDelta/(1<<20)))
+		}
+		m["mb_per_10k"] = delta / float64(hold) * 10000 / (1 << 20)
+	}
+	return m, cr.Note, nil
+}
+
+// readSlab returns Slab from /proc/meminfo in bytes.
+func readSlab() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "Slab:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// prefixWriter prefixes each line a child writes to stderr.
+type prefixWriter struct {
+	mu     sync.Mutex
+	prefix string
+	w      io.Writer
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := slices.Index(p.buf, '\n')
+		if i < 0 {
+			break
+		}
+		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf[:i])
+		p.buf = p.buf[i+1:]
+	}
+	return len(b), nil
+}

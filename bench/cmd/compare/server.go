@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Addresses of the two topologies. The userspace stacks sit behind a TAP
+// whose kernel side is the client's; the kernel server sits across a veth.
+var (
+	tapKernelAddr = netip.MustParsePrefix("10.77.0.1/24") // kernel side of the TAP (client)
+	tapStackAddr  = netip.MustParsePrefix("10.77.0.2/24") // userspace stack
+	vethClient    = netip.MustParsePrefix("10.78.0.1/24")
+	vethServer    = netip.MustParsePrefix("10.78.0.2/24")
+	spoofed       = netip.MustParsePrefix("198.18.0.0/15") // flood sources, blackholed in the client netns
+)
+
+const (
+	tapName    = "tsb0"
+	serverPort = 5201
+)
+
+// stackDef is one contender. Listen runs inside the server process, already
+// in the server netns; for TAP stacks it creates the TAP and configures its
+// kernel side.
+type stackDef struct {
+	Name, Label string
+	TAP         bool
+	Listen      func(c serverConfig) (net.Listener, func(), error)
+}
+
+type serverConfig struct {
+	Addr    netip.AddrPort
+	Backlog int
+	Queues  int
+}
+
+var stackOrder = []string{"tapstack", "gvisor", "kernel"}
+var stackDefs = map[string]*stackDef{}
+
+func registerStack(d *stackDef) { stackDefs[d.Name] = d }
+
+func stackNames() []string {
+	var out []string
+	for _, n := range stackOrder {
+		if stackDefs[n] != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (d *stackDef) serverAddr() netip.AddrPort {
+	if d.TAP {
+		return netip.AddrPortFrom(tapStackAddr.Addr(), serverPort)
+	}
+	return netip.AddrPortFrom(vethServer.Addr(), serverPort)
+}
+
+// configureTAPPeer gives the kernel end of the TAP its address once the
+// stack holds the device open.
+func configureTAPPeer() error {
+	for _, args := range [][]string{
+		{"addr", "add", tapKernelAddr.String(), "dev", tapName},
+		{"link", "set", tapName, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+type serverFlags struct {
+	stack   string
+	mode    string
+	backlog int
+	expect  int
+	queues  int
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.stack, "server-stack", "kernel", "internal: server stack")
+	fs.StringVar(&f.mode, "server-mode", "echo", "internal: echo | sink | hold")
+	fs.IntVar(&f.backlog, "server-backlog", 4096, "internal: listen backlog")
+	fs.IntVar(&f.expect, "server-expect", 0, "internal: hold mode: connections to wait for")
+	fs.IntVar(&f.queues, "server-queues", 1, "internal: TAP queues")
+}
+
+// serverReport is the one JSON line a server prints after "READY" when it
+// has something to say (hold mode).
+type serverReport struct {
+	RSSBefore, RSSAfter int64
+	Accepted            int
+}
+
+// runServer serves one workload until stdin closes.
+func runServer(f serverFlags) error {
+	d := stackDefs[f.stack]
+	if d == nil {
+		return fmt.Errorf("unknown stack %q", f.stack)
+	}
+	ln, closeStack, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues})
+	if err != nil {
+		return fmt.Errorf("%s listen: %w", f.stack, err)
+	}
+	defer closeStack()
+	defer ln.Close()
+
+	out := bufio.NewWriter(os.Stdout)
+	rssBefore := settledRSS()
+	fmt.Fprintln(out, "READY")
+	out.Flush()
+
+	stdinClosed := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
+
+	switch f.mode {
+	case "hold":
+		conns := make([]net.Conn, 0, f.expect)
+		accepted := make(chan struct{})
+		go func() {
+			for len(conns) < f.expect {
+				c, err := ln.Accept()
+				if err != nil {
+					break
+				}
+				conns = append(conns, c)
+			}
+			close(accepted)
+		}()
+		select {
+		case <-accepted:
+		case <-stdinClosed:
+			return nil
+		}
+		time.Sleep(300 * time.Millisecond)
+		r := serverReport{RSSBefore: rssBefore, RSSAfter: settledRSS(), Accepted: len(conns)}
+		b, _ := json.Marshal(r)
+		fmt.Fprintf(out, "RESULT %s\n", b)
+		out.Flush()
+		<-stdinClosed
+		for _, c := range conns {
+			c.Close()
+		}
+		return nil
+	case "echo", "sink":
+		var wg sync.WaitGroup
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					if f.mode == "echo" {
+						serveEcho(c)
+					} else {
+						serveSink(c)
+					}
+				}()
+			}
+		}()
+		<-stdinClosed
+		return nil
+	default:
+		return fmt.Errorf("unknown server mode %q", f.mode)
+	}
+}
+
+// serveEcho writes back whatever arrives.
+func serveEcho(c net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// serveSink discards everything and, at EOF, reports the byte count so the
+// client's clock stops when the data has really arrived.
+func serveSink(c net.Conn) {
+	buf := make([]byte, 256<<10)
+	var total uint64
+	for {
+		n, err := c.Read(buf)
+		total += uint64(n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return
+		}
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], total)
+	_, _ = c.Write(b[:])
+}
+
+// settledRSS collects garbage, returns freed memory to the OS and reads
+// VmRSS, so before/after differences show live memory.
+func settledRSS() int64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	return readRSS(os.Getpid())
+}
+
+// readRSS returns VmRSS of pid in bytes (0 if unreadable).
+func readRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/tapstack/tapstack/driver"
+	"github.com/tapstack/tapstack/stack"
+)
+
+func init() {
+	registerStack(&stackDef{Name: "tapstack", Label: "tapstack (TAP)", TAP: true, Listen: listenTapstack})
+}
+
+// listenTapstack attaches a tapstack to a fresh TAP and listens with the
+// given backlog; Linux defaults for every sysctl.
+func listenTapstack(c serverConfig) (net.Listener, func(), error) {
+	s, err := stack.New(stack.Config{})
+	if err != nil {
+		return nil, nil, err
+	}
+	link, err := driver.OpenTAP(tapName, max(c.Queues, 1))
+	if err != nil {
+		s.Close()
+		return nil, nil, fmt.Errorf("open TAP: %w", err)
+	}
+	if err := s.Attach(link, tapStackAddr); err != nil {
+		link.Close()
+		s.Close()
+		return nil, nil, err
+	}
+	if err := configureTAPPeer(); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	if err := s.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), tapKernelAddr.Addr()); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	ln, err := s.ListenTCP(c.Addr, c.Backlog)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return ln, func() { s.Close() }, nil
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// metricDef is one row of the report.
+type metricDef struct {
+	Key, Label   string
+	HigherBetter bool
+	Format       string // fmt verb for one value
+}
+
+// workload is what the server and client do, and which rows it fills.
+type workload struct {
+	Name       string
+	ServerMode string
+	Backlog    int
+	Hold       func(o Options) int // hold mode: connections
+	ClientArgs func(o Options) []string
+	Metrics    []metricDef
+	SampleRSS  bool // sample the server's RSS while the client runs
+}
+
+func pick(o Options, quick, full int) int {
+	if o.Quick {
+		return quick
+	}
+	return full
+}
+
+func floodWorkload(name string, rate int) workload {
+	label := fmt.Sprintf("%dk spoofed SYN/s, backlog 128", rate/1000)
+	return workload{
+		Name: name, ServerMode: "echo", Backlog: 128, SampleRSS: true,
+		ClientArgs: func(o Options) []string {
+			warm := "1s"
+			if o.Quick {
+				warm = "500ms"
+			}
+			return []string{"-client-workload", "flood", "-client-n", "200", "-client-conc", "10",
+				"-client-timeout", "2s", "-client-warmup", warm, "-client-rate", strconv.Itoa(rate)}
+		},
+		Metrics: []metricDef{
+			{"success_pct", "legit connects OK under " + label + " (%)", true, "%.0f"},
+			{"connect_p50_ms", "legit connect p50 under " + label + " (ms)", false, "%.2f"},
+			{"rss_growth_mb", "server RSS growth under " + label + " (MB)", false, "%.1f"},
+			{"flood_rate", "flood rate achieved, " + label + " (SYN/s)", true, "%.0f"},
+		},
+	}
+}
+
+var workloads = []workload{
+	{
+		Name: "bulk", ServerMode: "sink", Backlog: 4096,
+		ClientArgs: func(o Options) []string {
+			return []string{"-client-workload", "bulk", "-client-n", strconv.Itoa(pick(o, 64, 1024))}
+		},
+		Metrics: []metricDef{{"gbps", "bulk, one connection (Gbit/s)", true, "%.2f"}},
+	},
+	{
+		Name: "cps1", ServerMode: "echo", Backlog: 4096,
+		ClientArgs: func(o Options) []string {
+			return []string{"-client-workload", "cps", "-client-conc", "1", "-client-duration", durFlag(o)}
+		},
+		Metrics: []metricDef{{"cps", "connections/s, 1 client goroutine", true, "%.0f"}},
+	},
+	{
+		Name: "cps8", ServerMode: "echo", Backlog: 4096,
+		ClientArgs: func(o Options) []string {
+			return []string{"-client-workload", "cps", "-client-conc", "8", "-client-duration", durFlag(o)}
+		},
+		Metrics: []metricDef{{"cps", "connections/s, 8 client goroutines", true, "%.0f"}},
+	},
+	{
+		Name: "rtt", ServerMode: "echo", Backlog: 4096,
+		ClientArgs: func(o Options) []string {
+			return []string{"-client-workload", "rtt", "-client-n", strconv.Itoa(pick(o, 2000, 20000))}
+		},
+		Metrics: []metricDef{
+			{"p50_us", "1-byte round trip p50 (µs)", false, "%.0f"},
+			{"p99_us", "1-byte round trip p99 (µs)", false, "%.0f"},
+		},
+	},
+	{
+		Name: "idle", ServerMode: "hold", Backlog: 4096,
+		Hold: func(o Options) int { return pick(o, 2000, 10000) },
+		ClientArgs: func(o Options) []string {
+			return []string{"-client-workload", "hold", "-client-n", strconv.Itoa(pick(o, 2000, 10000))}
+		},
+		Metrics: []metricDef{{"mb_per_10k", "memory per 10k idle connections (MB)", false, "%.1f"}},
+	},
+	floodWorkload("flood20k", 20000),
+	floodWorkload("flood100k", 100000),
+}
+
+func durFlag(o Options) string {
+	if o.Quick {
+		return (time.Second).String()
+	}
+	return (5 * time.Second).String()
+}
+
+func workloadNames() []string {
+	var out []string
+	for _, w := range workloads {
+		out = append(out, w.Name)
+	}
+	return out
+}
