@@ -110,7 +110,9 @@ func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
 	ip.RegisterProtocol(wire.IPProtocolTCP, func(p ipv4.Packet) {
 		s.tcp.Deliver(p.Src, p.Dst, p.Payload, p.Shard)
 	})
-	// CONTROL-HOOK
+	ip.RegisterControl(wire.IPProtocolTCP, func(m ipv4.ControlMessage) {
+		s.tcp.Control(m.Type, m.Code, m.MTU, m.Src, m.Dst, m.Quoted)
+	})
 	dev.Start()
 	ip.Start()
 	s.dev = dev

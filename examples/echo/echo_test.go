@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -78,7 +79,8 @@ func (s *syncBuffer) String() string {
 func TestEchoOnTAP(t *testing.T) {
 	ns := netnstest.New(t)
 	var out syncBuffer
-	cmd := echoCommand("-netns", ns.Name(), "-tap", "tap0", "-port", "7")
+	pcap := filepath.Join(t.TempDir(), "echo.pcap")
+	cmd := echoCommand("-netns", ns.Name(), "-tap", "tap0", "-port", "7", "-pcap", pcap)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -117,6 +119,31 @@ func TestEchoOnTAP(t *testing.T) {
 	for _, want := range []string{"IcmpInEchos                      3 ", "TcpPassiveOpens                  1 ", "10.0.0.2:7"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	checkPcap(t, pcap)
+}
+
+// checkPcap has tshark dissect the capture: ARP, the pings and the TCP
+// exchange must be there, and no packet may be malformed.
+func checkPcap(t *testing.T, file string) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv(netnstest.RequireEnv) == "1" {
+			t.Fatal("tshark not installed")
+		}
+		t.Skip("tshark not installed; skipping the pcap check")
+	}
+	out, err := exec.Command("tshark", "-n", "-r", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark -r: %v\n%s", err, out)
+	}
+	text := string(out)
+	if strings.Contains(text, "Malformed") {
+		t.Errorf("tshark reports malformed packets:\n%s", text)
+	}
+	for _, want := range []string{"ARP", "Echo (ping) reply", "TCP", "[SYN, ACK]"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("capture lacks %q:\n%s", want, text)
 		}
 	}
 }
