@@ -1,9 +1,13 @@
 // Package driver holds the link drivers: a TAP device (github.com/songgao/water,
 // multi-queue), an in-memory pipe pair with impairment for tests, and a pcap
-// tee. They all satisfy Link, the one interface the device layer sees.
+// tee, an impairing wrapper for any link, and a TAP with virtio-net offloads
+// (GSO/TSO). They all satisfy Link, the one interface the device layer sees.
 package driver
 
-import "net"
+import (
+	"errors"
+	"net"
+)
 
 // Link is an Ethernet link with one or more queues. Each queue has its own
 // reader (netdev runs one goroutine per queue); writes may come from any
@@ -23,4 +27,54 @@ type Link interface {
 	MAC() net.HardwareAddr
 	// Close stops the link and unblocks every reader.
 	Close() error
+}
+
+// LargeFrameLink is a Link whose reads may return frames longer than
+// MTU()+14: an offload TAP hands over 64 KB GSO super-frames (a TCP segment
+// GRO would have built). netdev reads such a link into buffers of
+// MaxFrameSize bytes.
+type LargeFrameLink interface {
+	Link
+	// MaxFrameSize is the longest frame ReadFrame returns.
+	MaxFrameSize() int
+}
+
+// GSOLink is a link that segments TCP/IPv4 super-frames itself (TSO): the
+// stack hands it one frame of up to GSOMax bytes and the MSS to cut it at.
+type GSOLink interface {
+	// WriteGSO sends an Ethernet+IPv4+TCP frame whose IPv4 total length
+	// covers the whole payload, to be cut into segments of mss payload bytes
+	// (each with its own IPv4 length, ID and checksums). The TCP checksum
+	// field is ignored and may be overwritten. It does not retain frame.
+	WriteGSO(q int, frame []byte, mss int) error
+}
+
+// MaxGSOFrameSize is the largest TCP/IPv4 super-frame: a 65535-byte IPv4
+// packet behind an Ethernet header.
+const MaxGSOFrameSize = 14 + 65535
+
+// ErrNoGSO is returned by WriteGSO on a link (or wrapper) that cannot
+// segment super-frames.
+var ErrNoGSO = errors.New("driver: link does not support GSO")
+
+// MaxFrameSize is the longest frame l's ReadFrame can return: its
+// MaxFrameSize when it is a LargeFrameLink, else MTU()+14.
+func MaxFrameSize(l Link) int {
+	if lf, ok := l.(LargeFrameLink); ok {
+		return lf.MaxFrameSize()
+	}
+	return l.MTU() + 14
+}
+
+// GSOMax is the largest frame l's WriteGSO accepts, 0 when l is not a
+// GSOLink (or is a wrapper over a link that is not). A GSOLink without a
+// GSOMax method accepts MaxGSOFrameSize.
+func GSOMax(l Link) int {
+	if g, ok := l.(interface{ GSOMax() int }); ok {
+		return g.GSOMax()
+	}
+	if _, ok := l.(GSOLink); ok {
+		return MaxGSOFrameSize
+	}
+	return 0
 }

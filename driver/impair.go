@@ -10,21 +10,65 @@ import (
 	"github.com/tapstack/tapstack/internal/pkt"
 )
 
-// direction carries the frames of one pipe end to the other through an
-// impairment, in the manner of netem_enqueue: loss, duplication, corruption,
-// reordering, rate, then delay into a time-sorted queue (tfifo_enqueue).
-type direction struct {
+// DefaultQueueLimit is the frames an impaired direction holds (in flight
+// plus waiting to be read) when Impairment.QueueLimit is 0; netem's default
+// limit.
+const DefaultQueueLimit = 1000
+
+// Impairment degrades the frames of one direction, in the manner of Linux
+// netem. Every random decision comes from a generator seeded with Seed, so
+// a failing test replays exactly when its writes are replayed.
+type Impairment struct {
+	Seed int64
+	// Percentages (0–100) of frames lost, duplicated, held back behind the
+	// next frame, and corrupted (one bit flipped after the Ethernet header).
+	LossPercent, DupPercent, ReorderPercent, CorruptPercent float64
+	// Delay each frame by Delay ± a uniform Jitter (jitter can reorder,
+	// as netem's time-sorted queue does).
+	Delay, Jitter time.Duration
+	// RateBitsPerSec > 0 serialises frames at that rate (frame bytes × 8).
+	RateBitsPerSec int64
+	// QueueLimit bounds the frames in flight plus those waiting to be read;
+	// beyond it frames are dropped and counted. 0 → DefaultQueueLimit.
+	QueueLimit int
+}
+
+// PipeStats counts what happened to the frames of one impaired direction
+// (a pipe end's sends, or one direction of an ImpairedLink).
+type PipeStats struct {
+	Sent       uint64 // frames accepted for sending
+	Delivered  uint64 // copies handed on (to the peer's receive queue, or the wrapped link)
+	Lost       uint64 // dropped by LossPercent
+	Duplicated uint64 // extra copies made by DupPercent
+	Reordered  uint64 // held back behind the next frame by ReorderPercent
+	Corrupted  uint64 // a bit flipped by CorruptPercent
+	QueueDrops uint64 // dropped because QueueLimit frames were held
+}
+
+// handOn passes a due frame on and takes ownership of f.b. delivered says
+// it went on; held says it still counts against the queue limit (it waits
+// in a receive queue whose reader calls impairer.release).
+type handOn func(f inflight) (delivered, held bool)
+
+// impairer carries the frames of one direction through an Impairment, in
+// the manner of netem_enqueue: loss, duplication, corruption, reordering,
+// rate, then delay into a time-sorted queue (tfifo_enqueue). Due frames
+// are handed on outside the lock, by one goroutine at a time, in order.
+// The pipe and ImpairedLink share it.
+type impairer struct {
 	imp   Impairment
 	clk   clock.Clock
-	dst   *PipeEnd
+	out   handOn
 	limit int64
-	held  atomic.Int64 // accepted copies not yet read or freed
+	held  atomic.Int64 // accepted copies not yet freed or read
 
 	mu        sync.Mutex
 	rng       *rand.Rand
 	busyUntil time.Time // rate limit: when the "wire" is free again
 	tfifo     fifo[inflight]
-	timer     clock.Timer // fires for the tfifo head
+	ready     fifo[inflight] // due, waiting to be handed on
+	handing   bool           // a goroutine is handing frames on
+	timer     clock.Timer    // fires for the tfifo head
 	timerAt   time.Time
 	hasHeld   bool // a frame held back for reordering
 	heldFrame inflight
@@ -36,35 +80,47 @@ type direction struct {
 type inflight struct {
 	b   *pkt.Buffer
 	q   int
+	mss int // > 0: a GSO super-frame to be cut at mss
 	due time.Time
 }
 
-func newDirection(cfg PipeConfig, dst *PipeEnd) *direction {
-	d := &direction{imp: cfg.Impair, clk: cfg.Clock, dst: dst, limit: int64(cfg.Impair.QueueLimit)}
+func newImpairer(imp Impairment, clk clock.Clock, out handOn) *impairer {
+	d := &impairer{imp: imp, clk: clk, out: out, limit: int64(imp.QueueLimit)}
 	if d.clk == nil {
 		d.clk = clock.Real()
 	}
 	if d.limit <= 0 {
 		d.limit = DefaultQueueLimit
 	}
-	seed := uint64(cfg.Impair.Seed)
+	seed := uint64(imp.Seed)
 	d.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	return d
 }
 
-func (d *direction) chance(percent float64) bool {
+// release is called by the reader of a frame handed on as still held.
+func (d *impairer) release() { d.held.Add(-1) }
+
+func (d *impairer) snapshot() PipeStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+func (d *impairer) chance(percent float64) bool {
 	return percent > 0 && d.rng.Float64()*100 < percent
 }
 
-func (d *direction) send(q int, frame []byte) {
+// send impairs a copy of frame (the caller keeps frame).
+func (d *impairer) send(q int, frame []byte, mss int) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.stopped {
+		d.mu.Unlock()
 		return
 	}
 	d.stats.Sent++
 	if d.chance(d.imp.LossPercent) {
 		d.stats.Lost++
+		d.mu.Unlock()
 		return
 	}
 	copies := 1
@@ -85,7 +141,7 @@ func (d *direction) send(q int, frame []byte) {
 			d.corrupt(b.Bytes())
 			d.stats.Corrupted++
 		}
-		f := inflight{b: b, q: q, due: d.dueTime(now, len(frame))}
+		f := inflight{b: b, q: q, mss: mss, due: d.dueTime(now, len(frame))}
 		if d.chance(d.imp.ReorderPercent) {
 			d.stats.Reordered++
 			d.holdBack(f)
@@ -103,11 +159,12 @@ func (d *direction) send(q int, frame []byte) {
 		}
 	}
 	d.pump()
+	d.handOnReady() // unlocks
 }
 
 // corrupt flips one random bit, past the Ethernet header when there is one
 // so that the frame still reaches the stack and its checksums catch it.
-func (d *direction) corrupt(b []byte) {
+func (d *impairer) corrupt(b []byte) {
 	if len(b) == 0 {
 		return
 	}
@@ -118,7 +175,7 @@ func (d *direction) corrupt(b []byte) {
 	b[start+d.rng.IntN(len(b)-start)] ^= 1 << d.rng.IntN(8)
 }
 
-func (d *direction) dueTime(now time.Time, size int) time.Time {
+func (d *impairer) dueTime(now time.Time, size int) time.Time {
 	due := now
 	if r := d.imp.RateBitsPerSec; r > 0 {
 		start := now
@@ -140,7 +197,7 @@ func (d *direction) dueTime(now time.Time, size int) time.Time {
 
 // holdBack keeps f until the next frame has been queued (so that frame
 // overtakes it), or at most max(Delay, 1ms) past its due time.
-func (d *direction) holdBack(f inflight) {
+func (d *impairer) holdBack(f inflight) {
 	if d.hasHeld {
 		d.enqueue(d.heldFrame)
 	}
@@ -153,18 +210,18 @@ func (d *direction) holdBack(f inflight) {
 	}
 }
 
-func (d *direction) onFlush() {
+func (d *impairer) onFlush() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.hasHeld && !d.stopped {
 		d.hasHeld = false
 		d.enqueue(d.heldFrame)
 		d.pump()
 	}
+	d.handOnReady()
 }
 
 // enqueue inserts f in due-time order, after frames due at the same time.
-func (d *direction) enqueue(f inflight) {
+func (d *impairer) enqueue(f inflight) {
 	d.tfifo.PushBack(f)
 	for i := d.tfifo.Len() - 1; i > 0; i-- {
 		prev, cur := d.tfifo.at(i-1), d.tfifo.at(i)
@@ -175,16 +232,12 @@ func (d *direction) enqueue(f inflight) {
 	}
 }
 
-// pump delivers every frame that is due and arms the timer for the next.
-func (d *direction) pump() {
+// pump moves every due frame to the ready queue and arms the timer for the
+// next one. Called with d.mu held.
+func (d *impairer) pump() {
 	now := d.clk.Now()
 	for d.tfifo.Len() > 0 && !d.tfifo.Front().due.After(now) {
-		f := d.tfifo.PopFront()
-		if d.dst.deliver(f.q, f.b) {
-			d.stats.Delivered++
-		} else {
-			d.held.Add(-1)
-		}
+		d.ready.PushBack(d.tfifo.PopFront())
 	}
 	if d.tfifo.Len() == 0 {
 		return
@@ -201,17 +254,48 @@ func (d *direction) pump() {
 	}
 }
 
-func (d *direction) onTimer() {
+// handOnReady is entered with d.mu held and returns with it released. It
+// hands the ready frames on without holding the lock (the receiver may be
+// another link or layer); if another goroutine is already doing so, that
+// one takes these frames too, so order is kept.
+func (d *impairer) handOnReady() {
+	if d.handing {
+		d.mu.Unlock()
+		return
+	}
+	d.handing = true
+	for d.ready.Len() > 0 {
+		f := d.ready.PopFront()
+		if d.stopped {
+			f.b.Release()
+			d.held.Add(-1)
+			continue
+		}
+		d.mu.Unlock()
+		delivered, held := d.out(f)
+		if !held {
+			d.held.Add(-1)
+		}
+		d.mu.Lock()
+		if delivered {
+			d.stats.Delivered++
+		}
+	}
+	d.handing = false
+	d.mu.Unlock()
+}
+
+func (d *impairer) onTimer() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.timerAt = time.Time{}
 	if !d.stopped {
 		d.pump()
 	}
+	d.handOnReady()
 }
 
 // shutdown stops the timers and frees every frame still on the way.
-func (d *direction) shutdown() {
+func (d *impairer) shutdown() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopped = true
@@ -221,9 +305,11 @@ func (d *direction) shutdown() {
 	if d.flush != nil {
 		d.flush.Stop()
 	}
-	for d.tfifo.Len() > 0 {
-		d.tfifo.PopFront().b.Release()
-		d.held.Add(-1)
+	for _, q := range []*fifo[inflight]{&d.tfifo, &d.ready} {
+		for q.Len() > 0 {
+			q.PopFront().b.Release()
+			d.held.Add(-1)
+		}
 	}
 	if d.hasHeld {
 		d.hasHeld = false

@@ -1,51 +1,46 @@
 package driver
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
 )
 
-// Classic libpcap file format (the one tcpdump -w writes and
-// gopacket/pcapgo.NewReader reads): microsecond timestamps, Ethernet.
-const (
-	pcapMagicMicros      = 0xa1b2c3d4
-	pcapSnapLen          = 262144
-	pcapLinkTypeEthernet = 1
-)
+// pcapSnapLen is the capture length written in the file header: larger than
+// any frame (a 64 KB GSO super-frame included), so records are never cut.
+const pcapSnapLen = 262144
 
 // PcapTee wraps a Link and records every frame read from it and written to
-// it in pcap format (LinkTypeEthernet), like tcpdump on the interface. Reads
-// and writes may run concurrently; records are written whole and in order.
-//
-// It writes the pcap format itself rather than through gopacket/pcapgo:
-// pcapgo's package also holds an AF_PACKET capture that needs
-// golang.org/x/net, which the module does not require.
+// it in pcap format (LinkTypeEthernet, through gopacket/pcapgo), like
+// tcpdump on the interface. Reads and writes may run concurrently; records
+// are written whole and in order. GSO super-frames are recorded as one
+// frame, as tcpdump shows them on an interface with offloads.
 type PcapTee struct {
 	Link
 	mu     sync.Mutex
-	w      io.Writer
-	rec    [16]byte
+	w      *pcapgo.Writer
 	errors atomic.Uint64
 }
 
-var _ Link = (*PcapTee)(nil)
+var (
+	_ Link           = (*PcapTee)(nil)
+	_ LargeFrameLink = (*PcapTee)(nil)
+	_ GSOLink        = (*PcapTee)(nil)
+)
 
 // NewPcapTee writes the pcap file header to w and returns the tee.
 func NewPcapTee(l Link, w io.Writer) (*PcapTee, error) {
-	var hdr [24]byte
-	binary.LittleEndian.PutUint32(hdr[0:], pcapMagicMicros)
-	binary.LittleEndian.PutUint16(hdr[4:], 2) // version 2.4
-	binary.LittleEndian.PutUint16(hdr[6:], 4)
-	binary.LittleEndian.PutUint32(hdr[16:], pcapSnapLen)
-	binary.LittleEndian.PutUint32(hdr[20:], pcapLinkTypeEthernet)
-	if _, err := w.Write(hdr[:]); err != nil {
+	pw := pcapgo.NewWriter(w)
+	if err := pw.WriteFileHeader(pcapSnapLen, layers.LinkTypeEthernet); err != nil {
 		return nil, fmt.Errorf("driver: pcap header: %w", err)
 	}
-	return &PcapTee{Link: l, w: w}, nil
+	return &PcapTee{Link: l, w: pw}, nil
 }
 
 // ReadFrame reads from the wrapped link and records the frame.
@@ -63,6 +58,23 @@ func (t *PcapTee) WriteFrame(q int, b []byte) error {
 	return t.Link.WriteFrame(q, b)
 }
 
+// MaxFrameSize is the wrapped link's (see LargeFrameLink).
+func (t *PcapTee) MaxFrameSize() int { return MaxFrameSize(t.Link) }
+
+// GSOMax is the wrapped link's (0 when it cannot segment).
+func (t *PcapTee) GSOMax() int { return GSOMax(t.Link) }
+
+// WriteGSO records the super-frame, then hands it to the wrapped link's
+// WriteGSO; it fails with ErrNoGSO when that link cannot segment.
+func (t *PcapTee) WriteGSO(q int, frame []byte, mss int) error {
+	g, ok := t.Link.(GSOLink)
+	if !ok || GSOMax(t.Link) == 0 {
+		return ErrNoGSO
+	}
+	t.record(frame)
+	return g.WriteGSO(q, frame, mss)
+}
+
 // WriteErrors counts records that could not be written to the pcap writer
 // (the link itself is unaffected).
 func (t *PcapTee) WriteErrors() uint64 { return t.errors.Load() }
@@ -71,19 +83,11 @@ func (t *PcapTee) WriteErrors() uint64 { return t.errors.Load() }
 func (t *PcapTee) Unwrap() Link { return t.Link }
 
 func (t *PcapTee) record(frame []byte) {
-	now := time.Now()
 	caplen := min(len(frame), pcapSnapLen)
+	ci := gopacket.CaptureInfo{Timestamp: time.Now(), CaptureLength: caplen, Length: len(frame)}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	binary.LittleEndian.PutUint32(t.rec[0:], uint32(now.Unix()))
-	binary.LittleEndian.PutUint32(t.rec[4:], uint32(now.Nanosecond()/1000))
-	binary.LittleEndian.PutUint32(t.rec[8:], uint32(caplen))
-	binary.LittleEndian.PutUint32(t.rec[12:], uint32(len(frame)))
-	if _, err := t.w.Write(t.rec[:]); err != nil {
-		t.errors.Add(1)
-		return
-	}
-	if _, err := t.w.Write(frame[:caplen]); err != nil {
+	if err := t.w.WritePacket(ci, frame[:caplen]); err != nil {
 		t.errors.Add(1)
 	}
 }

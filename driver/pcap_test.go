@@ -91,15 +91,27 @@ func TestPcapTeeRecordsBothDirections(t *testing.T) {
 		t.Fatal("tee does not pass through the link's properties")
 	}
 
-	// tcpdump, when installed, must agree that the file is a valid capture.
+	checkWithTools(t, out.Bytes(), 2)
+}
+
+// checkWithTools has tcpdump and tshark, each when installed, read the
+// capture: both must see n UDP records and tshark must find none malformed.
+func checkWithTools(t *testing.T, file []byte, n int) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tee.pcap")
+	if err := os.WriteFile(path, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := exec.LookPath("tcpdump"); err == nil {
-		path := filepath.Join(t.TempDir(), "tee.pcap")
-		if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
 		text, err := exec.Command("tcpdump", "-nn", "-r", path).CombinedOutput()
-		if err != nil || strings.Count(string(text), "UDP, length") != 2 {
+		if err != nil || strings.Count(string(text), "UDP, length") != n {
 			t.Fatalf("tcpdump -r: %v\n%s", err, text)
+		}
+	}
+	if _, err := exec.LookPath("tshark"); err == nil {
+		text, err := exec.Command("tshark", "-n", "-r", path).CombinedOutput()
+		if err != nil || strings.Contains(string(text), "Malformed") || strings.Count(string(text), " UDP ") != n {
+			t.Fatalf("tshark -r: %v\n%s", err, text)
 		}
 	}
 }
@@ -154,4 +166,5 @@ func TestPcapTeeConcurrent(t *testing.T) {
 	if tee.WriteErrors() != 0 {
 		t.Fatal("write errors")
 	}
+	checkWithTools(t, out.Bytes(), 8*perQueue)
 }

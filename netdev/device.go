@@ -45,6 +45,8 @@ type Device struct {
 	mac      net.HardwareAddr
 	macKey   [6]byte
 	mtu      int
+	maxFrame int // longest frame the link reads (driver.MaxFrameSize)
+	gsoMax   int // longest super-frame the link segments; 0: none
 	sysctls  *Sysctls
 	clk      clock.Clock
 	shards   []*shard
@@ -72,6 +74,8 @@ func New(link driver.Link, cfg Config) *Device {
 		link:     link,
 		mac:      link.MAC(),
 		mtu:      link.MTU(),
+		maxFrame: driver.MaxFrameSize(link),
+		gsoMax:   driver.GSOMax(link),
 		sysctls:  cfg.Sysctls,
 		clk:      cfg.Clock,
 		hashSeed: rand.Uint32(),
@@ -147,14 +151,36 @@ func (d *Device) MAC() net.HardwareAddr { return d.mac }
 // MTU is the largest L3 packet Transmit accepts.
 func (d *Device) MTU() int { return d.mtu }
 
+// GSOMax is the longest Ethernet super-frame TransmitGSO accepts (the
+// link segments it, TSO), or 0 when the link cannot segment.
+func (d *Device) GSOMax() int { return d.gsoMax }
+
+// MaxFrameSize is the longest frame the device reads from its link: more
+// than MTU()+14 on a driver.LargeFrameLink, whose super-frames (up to 64 KB
+// of TCP, as GRO would build) are delivered whole.
+func (d *Device) MaxFrameSize() int { return d.maxFrame }
+
 // Shards is the number of backlogs.
 func (d *Device) Shards() int { return len(d.shards) }
 
 // reader feeds one link queue into Receive, one pooled buffer per frame.
+// On a LargeFrameLink it reads into MaxFrameSize buffers and copies a frame
+// that fits a small buffer into one, keeping the large buffer for the next
+// read, so the backlogs do not pin 64 KB per ACK.
 func (d *Device) reader(q int) {
 	defer d.wg.Done()
+	var spare *pkt.Buffer
+	defer func() {
+		if spare != nil {
+			spare.Release()
+		}
+	}()
 	for {
-		b := pkt.GetRx(d.mtu + ethHeaderLen)
+		b := spare
+		spare = nil
+		if b == nil {
+			b = pkt.GetRx(d.maxFrame)
+		}
 		n, err := d.link.ReadFrame(q, b.Store())
 		if err != nil {
 			b.Release()
@@ -169,7 +195,13 @@ func (d *Device) reader(q int) {
 			}
 			continue
 		}
-		b.SetLen(n)
+		if d.maxFrame > d.mtu+ethHeaderLen && n+pkt.Headroom <= pkt.SmallSize {
+			small := pkt.GetRx(n)
+			small.SetLen(copy(small.Store(), b.Store()[:n]))
+			b, spare = small, b
+		} else {
+			b.SetLen(n)
+		}
 		d.Receive(b)
 	}
 }
@@ -251,6 +283,52 @@ func (d *Device) transmit(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer)
 	copy(h[6:12], d.macKey[:])
 	binary.BigEndian.PutUint16(h[12:14], ethertype)
 	if err := d.link.WriteFrame(nonNegMod(b.Shard, d.link.Queues()), b.Bytes()); err != nil {
+		return err
+	}
+	s := d.shards[nonNegMod(b.Shard, len(d.shards))]
+	s.txFrames.Add(1)
+	s.txBytes.Add(uint64(b.Len()))
+	return nil
+}
+
+// ErrNoGSO is returned by TransmitGSO when the link cannot segment.
+var ErrNoGSO = driver.ErrNoGSO
+
+// TransmitGSO prepends an Ethernet header to b, a TCP/IPv4 packet longer
+// than the MTU (valid IPv4 header and total length; its TCP checksum need
+// not be computed), and hands it to the link to cut into segments of mss
+// payload bytes (TSO). It fails with ErrNoGSO when GSOMax() is 0. It
+// always releases b.
+func (d *Device) TransmitGSO(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer, mss int) error {
+	s := d.shards[nonNegMod(b.Shard, len(d.shards))]
+	err := d.transmitGSO(dst, ethertype, b, mss)
+	b.Release()
+	if err != nil {
+		s.txErrors.Add(1)
+		return err
+	}
+	return nil
+}
+
+func (d *Device) transmitGSO(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer, mss int) error {
+	g, ok := d.link.(driver.GSOLink)
+	switch {
+	case !ok || d.gsoMax == 0:
+		return ErrNoGSO
+	case len(dst) != 6:
+		return errBadMAC
+	case ethertype != etherTypeIPv4 || mss <= 0:
+		return fmt.Errorf("netdev: GSO needs TCP/IPv4 and an MSS (ethertype %#04x, mss %d)", ethertype, mss)
+	case b.Len()+ethHeaderLen > d.gsoMax:
+		return fmt.Errorf("%w: %d > %d", errTooBig, b.Len()+ethHeaderLen, d.gsoMax)
+	case b.Headroom() < ethHeaderLen:
+		return errNoHeadroom
+	}
+	h := b.Prepend(ethHeaderLen)
+	copy(h[0:6], dst)
+	copy(h[6:12], d.macKey[:])
+	binary.BigEndian.PutUint16(h[12:14], ethertype)
+	if err := g.WriteGSO(nonNegMod(b.Shard, d.link.Queues()), b.Bytes(), mss); err != nil {
 		return err
 	}
 	s := d.shards[nonNegMod(b.Shard, len(d.shards))]
