@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,6 +132,7 @@ type floodStats struct {
 	maxHeap                        uint64
 	samples                        int
 	quit, done                     chan struct{}
+	once                           sync.Once
 }
 
 // sampleQueues watches the listener's queues (every 2 ms), the ss row of
@@ -167,8 +169,10 @@ func sampleQueues(st *stack.Stack, lens func() (int, int), port uint16) *floodSt
 	return fs
 }
 
+// stop ends the sampling and waits for it; it may be called again (the
+// tests also register it as a cleanup, for when they fail early).
 func (fs *floodStats) stop() {
-	close(fs.quit)
+	fs.once.Do(func() { close(fs.quit) })
 	<-fs.done
 }
 
@@ -243,6 +247,7 @@ func TestSynFloodWithCookies(t *testing.T) {
 	// Phase 1: flood and 200 legitimate clients at once.
 	const legit = 200
 	fs := sampleQueues(st, ln.QueueLens, 7)
+	t.Cleanup(fs.stop)
 	type floodResult struct {
 		sent int
 		took time.Duration
@@ -335,6 +340,8 @@ func floodAccounting(t *testing.T, ns *netnstest.NS, st *stack.Stack) {
 	kBefore := readTapStats(t, ns)
 
 	fs := sampleQueues(st, ln.QueueLens, 9)
+	t.Cleanup(fs.stop)
+	start := time.Now()
 	sent, took, err := flood(ns, synflood.Config{Target: netip.MustParseAddrPort("10.0.0.2:9"),
 		Sources: floodSources, Rate: floodRate, Count: count})
 	if err != nil {
@@ -344,6 +351,7 @@ func floodAccounting(t *testing.T, ns *netnstest.NS, st *stack.Stack) {
 	// Request socks last at least 1+2+4 s before expiring, so the SYN queue
 	// read now still holds every request this phase queued.
 	synq, acceptq := ln.QueueLens()
+	sinceStart := time.Since(start)
 	fs.stop()
 	kAfter := readTapStats(t, ns)
 	d := after.delta(before)
@@ -364,6 +372,15 @@ func floodAccounting(t *testing.T, ns *netnstest.NS, st *stack.Stack) {
 		d["IpInReceives"], nonIP, ipDrops, d["TcpInSegs"], d["TcpExtSyncookiesSent"], synq, d["TcpExtListenDrops"], d["TcpInErrs"])
 	t.Logf("phase 2: TCPReqQFullDoCookies %d, TCPReqQFullDrop %d, ListenOverflows %d, SYN queue max %d (now %d), accept queue %d",
 		d["TcpExtTCPReqQFullDoCookies"], d["TcpExtTCPReqQFullDrop"], d["TcpExtListenOverflows"], fs.maxSynq, synq, acceptq)
+
+	// Cross-check of "queued" from the output side: every SYN that TCP did
+	// not drop got exactly one first SYN-ACK (cookie or request sock).
+	fresh := d["TcpOutSegs"] - d["TcpRetransSegs"] - d["TcpOutRsts"]
+	t.Logf("phase 2: first SYN-ACKs sent %d (OutSegs %d - RetransSegs %d - OutRsts %d) = cookies %d + requests %d",
+		fresh, d["TcpOutSegs"], d["TcpRetransSegs"], d["TcpOutRsts"], d["TcpExtSyncookiesSent"], fresh-d["TcpExtSyncookiesSent"])
+	if sinceStart > 6500*time.Millisecond {
+		t.Fatalf("phase 2 took %v to flood and settle: request socks may have expired (≥ 7 s), so the SYN queue no longer counts them", sinceStart)
+	}
 
 	check := func(what string, got, want uint64) {
 		t.Helper()

@@ -34,7 +34,7 @@ func (d *demo) step1() error {
 			case "ok":
 				delete(d.pending, e.I)
 				completed++
-				_, acceptq := d.ln.QueueLens()
+				acceptq := d.acceptqAtLeast(completed)
 				d.say("  client %2d: connected in %6.2f ms  → accept queue %d (Recv-Q %d / Send-Q %d)",
 					e.I+1, ms(e.Took), acceptq, acceptq, n)
 			default:
@@ -56,7 +56,8 @@ func (d *demo) step1() error {
 	d.say("  Why %d and not %d: Linux tests sk_acceptq_is_full() as sk_ack_backlog > sk_max_ack_backlog,", n+1, n)
 	d.say("  so the queue is full only once it holds backlog+1 = %d children. Each SYN after that is dropped in", n+1)
 	d.say("  tcp_conn_request (ListenOverflows and ListenDrops +1) before any request sock exists: the client")
-	d.say("  just sees silence and retransmits its SYN after 1 s, 3 s, 7 s, ...")
+	d.say("  just sees silence and retransmits its SYN (every second at first on kernels with")
+	d.say("  net.ipv4.tcp_syn_linear_timeouts, then with exponential backoff).")
 	d.say("result step=1 completed=%d backlog=%d acceptq=%d pending=%d listen_overflows=%d listen_drops=%d",
 		completed, n, acceptq, len(d.pending), moved["TcpExtListenOverflows"], moved["TcpExtListenDrops"])
 	return d.wait(d.tm.lingerAt)
@@ -144,7 +145,7 @@ func (d *demo) step4() error {
 		return fr.err
 	}
 	moved := d.report()
-	d.say("  %d of %d real clients connected and echoed during the flood; the SYN queue stayed at %d.", fr.echoed, fr.legit, fr.synqMax)
+	d.say("  %d of %d real clients connected and echoed during the flood; the SYN queue peaked at %d, its bound.", fr.echoed, fr.legit, fr.synqMax)
 	d.say("result step=4 synq_max=%d cookies_sent=%d cookies_recv=%d cookies_failed=%d legit=%d legit_ok=%d legit_echo=%d flood_sent=%d flood_rate=%.0f",
 		fr.synqMax, moved["TcpExtSyncookiesSent"], moved["TcpExtSyncookiesRecv"], moved["TcpExtSyncookiesFailed"],
 		fr.legit, fr.ok, fr.echoed, fr.sent, fr.rate)
@@ -152,11 +153,11 @@ func (d *demo) step4() error {
 }
 
 type floodRun struct {
-	sent                 int
-	rate                 float64
-	legit, ok, echoed    int
-	synqMax              int
-	err                  error
+	sent              int
+	rate              float64
+	legit, ok, echoed int
+	synqMax           int
+	err               error
 }
 
 // floodWithClients floods for the step's time while real clients try to
@@ -171,6 +172,8 @@ func (d *demo) floodWithClients(echo bool) floodRun {
 	}
 	floodc := make(chan result, 1)
 	go func() {
+		end := d.rec.spanStart(fmt.Sprintf("spoofed SYN flood, %d/s", d.o.floodRate))
+		defer end()
 		start := time.Now()
 		sent, err := d.flood()
 		floodc <- result{sent, time.Since(start), err}
@@ -213,6 +216,20 @@ func (d *demo) floodWithClients(echo bool) floodRun {
 	fr.synqMax = d.rec.maxSynqSinceMark()
 	d.say("  flood: %d SYNs in %v (%.0f SYN/s); SYN queue peaked at %d", r.sent, r.took.Round(time.Millisecond), fr.rate, fr.synqMax)
 	return fr
+}
+
+// acceptqAtLeast returns the accept queue length once it reaches n, or
+// after 250 ms: a client counts itself connected when it sends the final
+// ACK, a moment before the stack has processed it.
+func (d *demo) acceptqAtLeast(n int) int {
+	deadline := time.Now().Add(250 * time.Millisecond)
+	for {
+		_, acceptq := d.ln.QueueLens()
+		if acceptq >= n || time.Now().After(deadline) {
+			return acceptq
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func ms(t time.Duration) float64 { return float64(t) / float64(time.Millisecond) }
