@@ -5,54 +5,49 @@ package wire
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 )
 
 // Checksum folds the RFC 1071 one's-complement sum of b into initial (a
 // partial sum from Checksum or PseudoHeaderSum) and returns the 16-bit
-// partial sum, not yet complemented. It sums 8 bytes at a time into a 64-bit
-// accumulator, which is several times faster than 16-bit steps.
+// partial sum, not yet complemented. The one's-complement sum does not
+// depend on byte order (RFC 1071 §2(B)), so it adds native little-endian
+// 64-bit words with an add-with-carry chain and swaps the bytes of the
+// folded result once at the end.
 func Checksum(b []byte, initial uint16) uint16 {
-	sum := uint64(initial)
-	for len(b) >= 32 {
-		sum = add64(sum, binary.BigEndian.Uint64(b[0:]))
-		sum = add64(sum, binary.BigEndian.Uint64(b[8:]))
-		sum = add64(sum, binary.BigEndian.Uint64(b[16:]))
-		sum = add64(sum, binary.BigEndian.Uint64(b[24:]))
-		b = b[32:]
+	sum, carry := uint64(bits.ReverseBytes16(initial)), uint64(0)
+	for len(b) >= 64 {
+		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(b[0:]), carry)
+		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(b[8:]), carry)
+		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(b[16:]), carry)
+		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(b[24:]), carry)
+		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(b[32:]), carry)
+		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(b[40:]), carry)
+		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(b[48:]), carry)
+		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(b[56:]), carry)
+		b = b[64:]
 	}
 	for len(b) >= 8 {
-		sum = add64(sum, binary.BigEndian.Uint64(b))
+		sum, carry = bits.Add64(sum, binary.LittleEndian.Uint64(b), carry)
 		b = b[8:]
 	}
 	if len(b) >= 4 {
-		sum = add64(sum, uint64(binary.BigEndian.Uint32(b)))
+		sum, carry = bits.Add64(sum, uint64(binary.LittleEndian.Uint32(b)), carry)
 		b = b[4:]
 	}
 	if len(b) >= 2 {
-		sum = add64(sum, uint64(binary.BigEndian.Uint16(b)))
+		sum, carry = bits.Add64(sum, uint64(binary.LittleEndian.Uint16(b)), carry)
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		sum = add64(sum, uint64(b[0])<<8)
+		// A trailing odd byte is the high byte of a zero-padded big-endian
+		// word: the low byte of a little-endian one.
+		sum, carry = bits.Add64(sum, uint64(b[0]), carry)
 	}
-	return fold(sum)
-}
-
-func add64(a, b uint64) uint64 {
-	s := a + b
-	if s < a {
-		s++
-	}
-	return s
-}
-
-func fold(s uint64) uint16 {
-	s = (s >> 32) + (s & 0xffffffff)
-	s = (s >> 32) + (s & 0xffffffff)
-	s = (s >> 16) + (s & 0xffff)
-	s = (s >> 16) + (s & 0xffff)
-	return uint16(s)
+	sum, carry = bits.Add64(sum, 0, carry)
+	sum += carry
+	return bits.ReverseBytes16(fold(sum))
 }
 
 // ChecksumCombine adds two partial sums.
@@ -69,4 +64,12 @@ func PseudoHeaderSum(src, dst netip.Addr, proto uint8, length int) uint16 {
 	sum := uint64(binary.BigEndian.Uint32(s[:])) + uint64(binary.BigEndian.Uint32(d[:])) +
 		uint64(proto) + uint64(length)
 	return fold(sum)
+}
+
+func fold(s uint64) uint16 {
+	s = (s >> 32) + (s & 0xffffffff)
+	s = (s >> 32) + (s & 0xffffffff)
+	s = (s >> 16) + (s & 0xffff)
+	s = (s >> 16) + (s & 0xffff)
+	return uint16(s)
 }

@@ -61,3 +61,27 @@ func BenchmarkChecksum1500(b *testing.B) {
 		Checksum(buf, 0)
 	}
 }
+
+func BenchmarkChecksum64K(b *testing.B) {
+	buf := make([]byte, 65536)
+	b.SetBytes(int64(len(buf)))
+	for range b.N {
+		Checksum(buf, 0)
+	}
+}
+
+func TestChecksumInitialAndSplits(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	b := make([]byte, 3001)
+	for i := range b {
+		b[i] = byte(r.UintN(256))
+	}
+	want := naiveChecksum(b)
+	// Summing in two even-length pieces, the second seeded with the first,
+	// must agree with one pass.
+	for _, cut := range []int{0, 2, 64, 1000, 3000} {
+		if got := Checksum(b[cut:], Checksum(b[:cut], 0)); got != want {
+			t.Fatalf("cut %d: %#04x want %#04x", cut, got, want)
+		}
+	}
+}
