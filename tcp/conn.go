@@ -1,0 +1,356 @@
+package tcp
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+)
+
+// newConn allocates a connection in CLOSED state with the stack's defaults.
+// Buffers are allocated on first use, so an idle connection stays small.
+func (s *Stack) newConn(id tuple, mtu int) *Conn {
+	c := &Conn{s: s, id: id, state: StateClose}
+	c.rto = initRTO
+	c.cwnd = initCwnd
+	c.ssthresh = infiniteSsthresh
+	c.cc = s.newCongestionControl()
+	c.advMSS = max(mtu-40, 88)
+	c.peerMSS = 536
+	c.mss = min(c.advMSS, 536)
+	c.rcvMss = 536
+	c.rcvBufMax = int(s.sys.RmemDefault.Load())
+	c.sndBufMax = int(s.sys.WmemDefault.Load())
+	c.tsOn = s.sys.Timestamps.Load() != 0
+	c.sackOn = s.sys.Sack.Load() != 0
+	c.wsOn = s.sys.WindowScaling.Load() != 0
+	if c.wsOn {
+		c.rcvWscale = wscaleFor(int(s.sys.RmemMax.Load()))
+	}
+	c.linger = -1
+	c.kaIdle = time.Duration(s.sys.KeepaliveTime.Load()) * time.Second
+	c.kaIntvl = time.Duration(s.sys.KeepaliveIntvl.Load()) * time.Second
+	c.kaProbes = int(s.sys.KeepaliveProbes.Load())
+	c.rdWait = make(chan struct{}, 1)
+	c.wrWait = make(chan struct{}, 1)
+	c.estWait = make(chan struct{})
+	c.tsOff = s.tsOffset(id.local, id.remote)
+	c.rcvSpace.time = s.clock.Now()
+	c.rcvSpace.space = initCwnd * c.advMSS // tcp_init_buffer_space
+	return c
+}
+
+// wscaleFor is the window scale needed to advertise space bytes
+// (tcp_select_initial_window).
+func wscaleFor(space int) uint8 {
+	var ws uint8
+	for space > 0xffff && ws < 14 {
+		space >>= 1
+		ws++
+	}
+	return ws
+}
+
+func (c *Conn) opErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if se, ok := err.(syscall.Errno); ok {
+		err = os.NewSyscallError(op, se)
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: net.TCPAddrFromAddrPort(c.id.local),
+		Addr: net.TCPAddrFromAddrPort(c.id.remote), Err: err}
+}
+
+func expired(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Read implements net.Conn.
+func (c *Conn) Read(p []byte) (int, error) {
+	for {
+		dl := c.rdDL.done() // re-read: the deadline may move while we wait
+		if expired(dl) {
+			return 0, c.opErr("read", os.ErrDeadlineExceeded)
+		}
+		var out outBatch
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return 0, c.opErr("read", net.ErrClosed)
+		}
+		if len(p) == 0 {
+			c.mu.Unlock()
+			return 0, nil
+		}
+		if c.rcv.n > 0 {
+			n := c.read(p, &out)
+			c.armTimer()
+			more := c.rcv.n > 0
+			c.mu.Unlock()
+			c.s.flush(&out)
+			if more {
+				c.notifyRead() // chain the wakeup to other readers
+			}
+			return n, nil
+		}
+		err := c.err
+		eof := c.finRcvd || c.rcvShutdown || (c.state == StateClose && err == nil) || c.state == StateTimeWait
+		c.mu.Unlock()
+		if err != nil {
+			if err == errClosedStack {
+				return 0, c.opErr("read", net.ErrClosed)
+			}
+			return 0, c.opErr("read", err)
+		}
+		if eof {
+			return 0, io.EOF
+		}
+		select {
+		case <-c.rdWait:
+		case <-dl:
+		}
+	}
+}
+
+// Write implements net.Conn. It blocks until all of p is in the send
+// buffer (bounded by tcp_wmem / SetWriteBuffer).
+func (c *Conn) Write(p []byte) (int, error) {
+	total := 0
+	for {
+		dl := c.wrDL.done()
+		if expired(dl) {
+			return total, c.opErr("write", os.ErrDeadlineExceeded)
+		}
+		var out outBatch
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return total, c.opErr("write", net.ErrClosed)
+		}
+		if c.err != nil || c.wrShutdown || c.state == StateClose || !(c.canSendData() || c.state == StateSynSent || c.state == StateSynRecv) {
+			err := c.writeErr()
+			if c.err == errClosedStack {
+				err = net.ErrClosed
+			}
+			c.mu.Unlock()
+			return total, c.opErr("write", err)
+		}
+		if len(p) == 0 {
+			c.mu.Unlock()
+			return total, nil
+		}
+		if c.canSendData() {
+			if room := c.sndBufMax - c.snd.n; room > 0 {
+				k := min(room, len(p))
+				c.snd.reserve(c.snd.n+k, c.snd.n)
+				c.snd.writeAt(c.snd.n, p[:k])
+				c.snd.n += k
+				p = p[k:]
+				total += k
+				c.xmit(&out)
+				c.armTimer()
+				c.mu.Unlock()
+				c.s.flush(&out)
+				if len(p) == 0 {
+					return total, nil
+				}
+				continue
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.wrWait:
+		case <-dl:
+		}
+	}
+}
+
+// Close implements net.Conn (Linux tcp_close). It does not block unless
+// SetLinger set a positive timeout.
+func (c *Conn) Close() error {
+	var out outBatch
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.closeLocked(&out)
+	linger := c.linger
+	c.mu.Unlock()
+	c.s.flush(&out)
+	c.notifyAll()
+	if linger > 0 {
+		c.waitLinger(linger)
+	}
+	return nil
+}
+
+// waitLinger blocks until the FIN is acknowledged or the linger time ends.
+func (c *Conn) waitLinger(d time.Duration) {
+	var dl deadline
+	dl.set(c.s.clock, c.s.clock.Now().Add(d))
+	defer dl.stop()
+	for {
+		c.mu.Lock()
+		st := c.state
+		c.mu.Unlock()
+		if st == StateClose || st == StateTimeWait || st == StateFinWait2 {
+			return
+		}
+		select {
+		case <-c.wrWait:
+		case <-dl.done():
+			return
+		}
+	}
+}
+
+// CloseWrite shuts down the sending side: a FIN follows the buffered data.
+func (c *Conn) CloseWrite() error {
+	var out outBatch
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.closeWriteLocked(&out)
+	c.armTimer()
+	c.mu.Unlock()
+	c.s.flush(&out)
+	return nil
+}
+
+// CloseRead shuts down the receiving side: later reads return io.EOF.
+func (c *Conn) CloseRead() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.rcvShutdown = true
+	c.notifyRead()
+	return nil
+}
+
+// LocalAddr implements net.Conn (a *net.TCPAddr).
+func (c *Conn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.id.local) }
+
+// RemoteAddr implements net.Conn (a *net.TCPAddr).
+func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.id.remote) }
+
+// LocalAddrPort and RemoteAddrPort return the endpoints as netip values.
+func (c *Conn) LocalAddrPort() netip.AddrPort  { return c.id.local }
+func (c *Conn) RemoteAddrPort() netip.AddrPort { return c.id.remote }
+
+// SetDeadline implements net.Conn; deadlines run on the stack's clock and
+// expire with os.ErrDeadlineExceeded (a net.Error whose Timeout is true).
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.rdDL.set(c.s.clock, t)
+	c.wrDL.set(c.s.clock, t)
+	c.notifyAll()
+	return nil
+}
+
+// SetReadDeadline implements net.Conn.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.rdDL.set(c.s.clock, t)
+	c.notifyRead()
+	return nil
+}
+
+// SetWriteDeadline implements net.Conn.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.wrDL.set(c.s.clock, t)
+	c.notifyWrite()
+	return nil
+}
+
+// SetNoDelay turns Nagle's algorithm off (true) or on (TCP_NODELAY).
+func (c *Conn) SetNoDelay(noDelay bool) error {
+	var out outBatch
+	c.mu.Lock()
+	c.noDelay = noDelay
+	if noDelay {
+		c.xmit(&out)
+		c.armTimer()
+	}
+	c.mu.Unlock()
+	c.s.flush(&out)
+	return nil
+}
+
+// SetKeepAlive enables keepalive probes (SO_KEEPALIVE).
+func (c *Conn) SetKeepAlive(on bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keepalive = on
+	c.keepAt = zeroTime
+	if on && (c.state == StateEstablished || c.state == StateCloseWait) {
+		c.keepAt = c.s.clock.Now().Add(c.kaIdle)
+	}
+	c.armTimer()
+	return nil
+}
+
+// SetKeepAlivePeriod sets the idle time and the probe interval (like Go's
+// net package: TCP_KEEPIDLE and TCP_KEEPINTVL).
+func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d < time.Second {
+		d = time.Second
+	}
+	c.kaIdle, c.kaIntvl = d, d
+	if c.keepalive && (c.state == StateEstablished || c.state == StateCloseWait) {
+		c.keepAt = c.s.clock.Now().Add(d)
+		c.armTimer()
+	}
+	return nil
+}
+
+// SetReadBuffer sets the receive buffer (SO_RCVBUF: locks auto-tuning).
+func (c *Conn) SetReadBuffer(n int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rcvBufMax = max(n, int(c.s.sys.RmemMin.Load()))
+	c.rcvBufLocked = true
+	return nil
+}
+
+// SetWriteBuffer sets the send buffer (SO_SNDBUF: locks auto-growth).
+func (c *Conn) SetWriteBuffer(n int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sndBufMax = max(n, int(c.s.sys.WmemMin.Load()))
+	c.sndBufLocked = true
+	c.notifyWrite()
+	return nil
+}
+
+// SetLinger is SO_LINGER: <0 default, 0 abort with RST on Close, >0 Close
+// waits up to sec seconds for the FIN to be acknowledged.
+func (c *Conn) SetLinger(sec int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sec < 0 {
+		c.linger = -1
+	} else {
+		c.linger = time.Duration(sec) * time.Second
+	}
+	return nil
+}
+
+// State returns the connection's current state.
+func (c *Conn) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}

@@ -1,0 +1,64 @@
+package tcp
+
+import (
+	"sync"
+	"time"
+
+	"github.com/tapstack/tapstack/internal/clock"
+)
+
+// deadline is a net.Conn read or write deadline on the stack's clock: a
+// channel closed when it passes, replaced when the deadline is moved.
+type deadline struct {
+	mu    sync.Mutex
+	timer clock.Timer
+	ch    chan struct{}
+	fired bool
+}
+
+func (d *deadline) set(clk clock.Clock, t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	if d.ch == nil || d.fired {
+		d.ch = make(chan struct{})
+		d.fired = false
+	}
+	if t.IsZero() {
+		return
+	}
+	dur := t.Sub(clk.Now())
+	if dur <= 0 {
+		close(d.ch)
+		d.fired = true
+		return
+	}
+	ch := d.ch
+	d.timer = clk.AfterFunc(dur, func() {
+		d.mu.Lock()
+		if d.ch == ch && !d.fired {
+			close(ch)
+			d.fired = true
+		}
+		d.mu.Unlock()
+	})
+}
+
+// done returns a channel closed when the deadline has passed (nil: never).
+func (d *deadline) done() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ch
+}
+
+func (d *deadline) stop() {
+	d.mu.Lock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	d.mu.Unlock()
+}

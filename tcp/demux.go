@@ -1,0 +1,186 @@
+package tcp
+
+import (
+	"net/netip"
+
+	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/wire"
+)
+
+// segment is a parsed inbound segment. payload aliases the receive buffer
+// and is valid only during Deliver.
+type segment struct {
+	local, remote netip.AddrPort
+	seq, ack      seqnum
+	flags         uint8
+	wnd           uint16
+	opts          wire.TCPOptions
+	payload       []byte
+}
+
+func (sg *segment) has(f uint8) bool { return sg.flags&f != 0 }
+
+// seqLen is the sequence space the segment occupies (SYN and FIN count).
+func (sg *segment) seqLen() int {
+	n := len(sg.payload)
+	if sg.has(wire.TCPFlagSYN) {
+		n++
+	}
+	if sg.has(wire.TCPFlagFIN) {
+		n++
+	}
+	return n
+}
+
+func (sg *segment) end() seqnum { return sg.seq.add(sg.seqLen()) }
+
+// Deliver is the receive entry point (Linux tcp_v4_rcv): validate, find
+// the socket (established hash, then listener), hand the segment over.
+func (s *Stack) Deliver(src, dst netip.Addr, b []byte, shard int) {
+	m := &s.mib
+	m.inc(cInSegs)
+	t := wire.TCP(b)
+	if t.Valid() != nil {
+		m.inc(cInErrs)
+		return
+	}
+	if !t.VerifyChecksum(src, dst) {
+		m.inc(cInCsumErrors)
+		m.inc(cInErrs)
+		return
+	}
+	var sg segment
+	if wire.ParseTCPOptions(t.Options(), &sg.opts) != nil {
+		m.inc(cTCPOptionErrors)
+		m.inc(cInErrs)
+		return
+	}
+	sg.local = netip.AddrPortFrom(dst, t.DstPort())
+	sg.remote = netip.AddrPortFrom(src, t.SrcPort())
+	sg.seq, sg.ack = seqnum(t.Seq()), seqnum(t.Ack())
+	sg.flags = t.Flags()
+	sg.wnd = t.Window()
+	sg.payload = t.Payload()
+	if !sg.has(wire.TCPFlagACK) {
+		sg.ack = 0
+	}
+
+	s.mu.RLock()
+	c := s.est[tuple{sg.local, sg.remote}]
+	var l *Listener
+	if c == nil {
+		l = s.lookupListener(sg.local)
+	}
+	s.mu.RUnlock()
+
+	var out outBatch
+	switch {
+	case c != nil:
+		c.input(&sg, &out)
+	case l != nil:
+		l.input(&sg, &out)
+	default:
+		s.sendReset(&sg, &out)
+	}
+	s.flush(&out)
+}
+
+// lookupListener mirrors __inet_lookup_listener: exact address first,
+// then the wildcard address. Caller holds s.mu.
+func (s *Stack) lookupListener(local netip.AddrPort) *Listener {
+	if l := s.listeners[local]; l != nil {
+		return l
+	}
+	return s.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]
+}
+
+// sendReset answers a segment that has no socket, or that a socket
+// refuses, with a RST (tcp_v4_send_reset: never for a RST; seq from the
+// ACK field, otherwise ACK the segment's sequence space).
+func (s *Stack) sendReset(sg *segment, out *outBatch) {
+	if sg.has(wire.TCPFlagRST) {
+		return
+	}
+	f := wire.TCPFields{SrcPort: sg.local.Port(), DstPort: sg.remote.Port(), Flags: wire.TCPFlagRST}
+	if sg.has(wire.TCPFlagACK) {
+		f.Seq = uint32(sg.ack)
+	} else {
+		f.Ack = uint32(sg.end())
+		f.Flags |= wire.TCPFlagACK
+	}
+	s.sendBare(sg.local.Addr(), sg.remote.Addr(), &f, nil, out)
+	s.mib.inc(cOutRsts)
+}
+
+// sendBare builds a segment with no payload and the given options.
+func (s *Stack) sendBare(src, dst netip.Addr, f *wire.TCPFields, o *wire.TCPOptions, out *outBatch) {
+	hl := wire.TCPMinHeaderLen
+	if o != nil {
+		hl += wire.TCPOptionsLen(o)
+	}
+	b := pkt.Get(hl)
+	h := b.Prepend(hl)
+	f.Encode(h)
+	if o != nil {
+		wire.EncodeTCPOptions(h[wire.TCPMinHeaderLen:], o)
+	}
+	wire.TCP(h).SetChecksum(wire.TCPChecksum(src, dst, h))
+	s.mib.inc(cOutSegs)
+	out.push(src, dst, b)
+}
+
+// insert adds c to the established hash; it fails when the 4-tuple is
+// taken or MaxConnections is reached.
+func (s *Stack) insert(c *Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if _, ok := s.est[c.id]; ok {
+		return false
+	}
+	if s.maxConns > 0 && len(s.est) >= s.maxConns {
+		s.mib.inc(cTCPMaxConnDrop)
+		return false
+	}
+	s.est[c.id] = c
+	c.inTable = true
+	return true
+}
+
+func (s *Stack) remove(c *Conn) {
+	s.mu.Lock()
+	if s.est[c.id] == c {
+		delete(s.est, c.id)
+	}
+	if c.twCounted {
+		c.twCounted = false
+		s.tw--
+	}
+	s.mu.Unlock()
+}
+
+// pickPort chooses an ephemeral port for local→remote (Linux
+// __inet_hash_connect: walk ip_local_port_range from a moving offset,
+// skipping ports with a listener or the same 4-tuple). Caller holds s.mu.
+func (s *Stack) pickPort(laddr netip.Addr, remote netip.AddrPort) (uint16, bool) {
+	lo, hi := uint32(s.sys.LocalPortLow.Load()), uint32(s.sys.LocalPortHigh.Load())
+	if hi < lo || lo == 0 || hi > 65535 {
+		lo, hi = 32768, 60999
+	}
+	n := hi - lo + 1
+	for i := uint32(0); i < n; i++ {
+		s.nextPort++
+		p := uint16(lo + (s.nextPort % n))
+		lp := netip.AddrPortFrom(laddr, p)
+		if _, ok := s.est[tuple{lp, remote}]; ok {
+			continue
+		}
+		if s.lookupListener(lp) != nil {
+			continue
+		}
+		return p, true
+	}
+	return 0, false
+}

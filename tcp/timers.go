@@ -1,0 +1,201 @@
+package tcp
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/tapstack/tapstack/wire"
+)
+
+// armTimer re-arms the connection's single timer to its earliest deadline
+// (Linux keeps several timer_lists per socket; one suffices here because
+// each handler re-checks its own deadline). Caller holds c.mu.
+func (c *Conn) armTimer() {
+	next := zeroTime
+	for _, t := range [...]time.Time{c.rtoAt, c.tlpAt, c.delackAt, c.keepAt, c.persistAt, c.twAt} {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if next.IsZero() {
+		if c.timer != nil && !c.timerAt.IsZero() {
+			c.timer.Stop()
+		}
+		c.timerAt = zeroTime
+		return
+	}
+	if next.Equal(c.timerAt) {
+		return
+	}
+	c.timerAt = next
+	d := next.Sub(c.s.clock.Now())
+	if c.timer == nil {
+		c.timer = c.s.clock.AfterFunc(d, c.onTimer)
+	} else {
+		c.timer.Reset(d)
+	}
+}
+
+// onTimer runs every handler whose deadline has passed.
+func (c *Conn) onTimer() {
+	var out outBatch
+	c.mu.Lock()
+	now := c.s.clock.Now()
+	c.timerAt = zeroTime
+	due := func(t time.Time) bool { return !t.IsZero() && !t.After(now) }
+	if due(c.twAt) {
+		c.twAt = zeroTime
+		c.twExpired()
+	}
+	if due(c.rtoAt) {
+		c.rtoAt = zeroTime
+		c.retransmitTimer(&out)
+	}
+	if due(c.tlpAt) {
+		c.tlpAt = zeroTime
+		c.sendLossProbe(&out)
+	}
+	if due(c.persistAt) {
+		c.persistAt = zeroTime
+		c.probeTimer(&out)
+	}
+	if due(c.delackAt) {
+		c.delackAt = zeroTime
+		if c.ackPending && c.state != StateClose {
+			c.s.mib.inc(cDelayedACKs)
+			c.sendAck(&out)
+		}
+	}
+	if due(c.keepAt) {
+		c.keepAt = zeroTime
+		c.keepaliveTimer(&out)
+	}
+	if c.state != StateClose {
+		c.armTimer()
+	}
+	c.mu.Unlock()
+	c.s.flush(&out)
+}
+
+// retransmitTimer is the RTO handler (Linux tcp_retransmit_timer and
+// tcp_write_timeout).
+func (c *Conn) retransmitTimer(out *outBatch) {
+	m := &c.s.mib
+	now := c.s.clock.Now()
+	switch c.state {
+	case StateSynSent, StateSynRecv:
+		if c.synRetries >= int(c.s.sys.SynRetries.Load()) {
+			c.reset(syscall.ETIMEDOUT)
+			return
+		}
+		c.synRetries++
+		c.retransOut++
+		c.backoff++
+		if c.retransStamp.IsZero() {
+			c.retransStamp = now
+		}
+		m.inc(cTCPTimeouts)
+		m.inc(cRetransSegs)
+		c.sendSegment(out, c.iss, 0, wire.TCPFlagSYN)
+		c.rtoAt = now.Add(c.rtoBackoff())
+		return
+	case StateClose, StateTimeWait, StateListen:
+		return
+	}
+	if c.sndUna == c.sndNxt {
+		return
+	}
+	retryUntil := int(c.s.sys.Retries2.Load())
+	if c.closed {
+		// tcp_orphan_retries: an orphan gives up sooner.
+		retryUntil = int(c.s.sys.OrphanRetries.Load())
+		if retryUntil == 0 && c.rto < maxRTO {
+			retryUntil = 8
+		}
+	}
+	if c.retransmitsTimedOut(retryUntil, c.minRTO()) {
+		m.inc(cTCPAbortOnTimeout)
+		c.reset(syscall.ETIMEDOUT)
+		return
+	}
+	m.inc(cTCPTimeouts)
+	if c.retransStamp.IsZero() {
+		c.retransStamp = now
+	}
+	c.enterLoss()
+	c.xmit(out)
+	c.retransOut++
+	c.backoff++
+	c.rtoAt = now.Add(c.rtoBackoff())
+}
+
+// probeTimer sends a zero-window probe (Linux tcp_probe_timer and
+// tcp_write_wakeup: new data if the window opened, else a segment with an
+// old sequence number that forces an ACK).
+func (c *Conn) probeTimer(out *outBatch) {
+	if !c.canSendData() || c.sndUna != c.sndNxt {
+		return
+	}
+	if c.sndWnd > 0 {
+		// tcp_write_wakeup: send what the window allows, even a small segment.
+		avail := c.dataEnd().diff(c.sndNxt)
+		n := min(avail, c.sendMSS(), c.sndWnd)
+		if n > 0 {
+			seq := c.sndNxt
+			c.sendSegment(out, seq, n, wire.TCPFlagPSH)
+			c.sndNxt = seq.add(n)
+			c.lastSend = c.s.clock.Now()
+			c.rtoAt = c.s.clock.Now().Add(c.rtoBackoff())
+		}
+		c.xmit(out)
+		return
+	}
+	if c.probesOut >= int(c.s.sys.Retries2.Load()) {
+		c.s.mib.inc(cTCPAbortOnTimeout)
+		c.reset(syscall.ETIMEDOUT)
+		return
+	}
+	c.probesOut++
+	c.backoff = min(c.backoff+1, 16)
+	c.s.mib.inc(cTCPWinProbe)
+	c.sendSegment(out, c.sndUna.add(-1), 0, 0)
+	c.persistAt = c.s.clock.Now().Add(c.rtoBackoff())
+}
+
+// keepaliveTimer mirrors tcp_keepalive_timer: after tcp_keepalive_time of
+// silence send probes every tcp_keepalive_intvl; give up after
+// tcp_keepalive_probes unanswered ones.
+func (c *Conn) keepaliveTimer(out *outBatch) {
+	if !c.keepalive || (c.state != StateEstablished && c.state != StateCloseWait) {
+		return
+	}
+	now := c.s.clock.Now()
+	idle := now.Sub(c.lastRecv)
+	if idle < c.kaIdle && c.probesOut == 0 {
+		c.keepAt = c.lastRecv.Add(c.kaIdle)
+		return
+	}
+	if c.sndUna != c.sndNxt || c.snd.n > 0 && c.dataEnd().gt(c.sndNxt) {
+		c.keepAt = now.Add(c.kaIdle) // the RTO or persist timer is in charge
+		return
+	}
+	if c.probesOut >= c.kaProbes {
+		c.s.mib.inc(cTCPAbortOnTimeout)
+		c.reset(syscall.ETIMEDOUT)
+		return
+	}
+	c.probesOut++
+	c.s.mib.inc(cTCPKeepAlive)
+	c.sendSegment(out, c.sndUna.add(-1), 0, 0)
+	c.keepAt = now.Add(c.kaIntvl)
+}
+
+// twExpired ends TIME-WAIT or an orphaned FIN-WAIT-2.
+func (c *Conn) twExpired() {
+	if c.state == StateTimeWait {
+		c.s.mib.inc(cTW)
+	}
+	if c.state == StateTimeWait || c.state == StateFinWait2 {
+		c.done()
+	}
+}
