@@ -6,6 +6,7 @@ package ipv4
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/eventlog"
 	"github.com/tapstack/tapstack/internal/pkt"
 )
 
@@ -27,8 +29,9 @@ var (
 
 // Config configures a Layer.
 type Config struct {
-	Sysctls *Sysctls    // nil → NewSysctls()
-	Clock   clock.Clock // nil → clock.Real()
+	Sysctls *Sysctls      // nil → NewSysctls()
+	Clock   clock.Clock   // nil → clock.Real()
+	Log     *eventlog.Log // notable events (ARP failures, reassembly memory full); nil: silent
 }
 
 // Packet is a datagram delivered to a protocol handler. Payload and Header
@@ -66,6 +69,8 @@ type Layer struct {
 	sys *Sysctls
 	clk clock.Clock
 
+	evArpFailed, evReasmFull *eventlog.Event
+
 	rt     routeTable
 	neigh  neighTable
 	reasm  reassembler
@@ -89,6 +94,8 @@ func newLayer(dev device, cfg Config) *Layer {
 	if l.clk == nil {
 		l.clk = clock.Real()
 	}
+	l.evArpFailed = cfg.Log.Event(slog.LevelWarn, "ARP resolution failed, dropping queued packets")
+	l.evReasmFull = cfg.Log.Event(slog.LevelWarn, "IPv4 reassembly memory full (net.ipv4.ipfrag_high_thresh), dropping fragments")
 	l.neigh.init(l)
 	l.reasm.init(l)
 	l.icmpRL.init(l.clk.Now())

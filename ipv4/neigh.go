@@ -2,6 +2,7 @@ package ipv4
 
 import (
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -248,6 +249,7 @@ func (t *neighTable) timerFired(n *neighbour) {
 	var probeTo net.HardwareAddr
 	probe := false
 	var dropped []*pkt.Buffer
+	failed := false
 	switch n.state {
 	case nudReachable:
 		switch {
@@ -280,6 +282,7 @@ func (t *neighTable) timerFired(n *neighbour) {
 			n.updated = now
 			dropped = n.queue
 			n.queue = nil
+			failed = true
 			t.l.ctr.inc(cArpResFailed)
 		} else {
 			n.probes++
@@ -292,6 +295,9 @@ func (t *neighTable) timerFired(n *neighbour) {
 	}
 	a := n.addr
 	t.mu.Unlock()
+	if failed {
+		t.l.evArpFailed.Log(slog.String("neighbour", a.String()), slog.Int("dropped_packets", len(dropped)))
+	}
 	for _, b := range dropped {
 		b.Release()
 	}

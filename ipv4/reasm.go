@@ -1,6 +1,7 @@
 package ipv4
 
 import (
+	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
@@ -68,8 +69,12 @@ func (r *reassembler) defrag(h wire.IPv4, shard int) *pkt.Buffer {
 	// inet_frag_find: above ipfrag_high_thresh no fragment is accepted until
 	// queues complete or expire.
 	if r.closed || int64(r.mem) > l.sys.IpfragHighThresh.Load() {
+		closed := r.closed
 		r.mu.Unlock()
 		l.ctr.inc(cReasmFails)
+		if !closed {
+			l.evReasmFull.Log(slog.Int64("ipfrag_high_thresh", l.sys.IpfragHighThresh.Load()))
+		}
 		return nil
 	}
 	q := r.m[key]

@@ -1,6 +1,7 @@
 package netdev
 
 import (
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,7 @@ func (s *shard) enqueueToBacklog(b *pkt.Buffer) bool {
 	if int64(s.n) > limit {
 		s.mu.Unlock()
 		s.dropped.Add(1)
+		s.dev.evBacklogDrop.Log(slog.Int("shard", s.id), slog.Int64("netdev_max_backlog", limit))
 		b.Release()
 		return false
 	}

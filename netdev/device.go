@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -17,14 +18,16 @@ import (
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/eventlog"
 	"github.com/tapstack/tapstack/internal/pkt"
 )
 
 // Config configures a Device.
 type Config struct {
-	Shards  int         // backlogs and workers; 0 → GOMAXPROCS
-	Sysctls *Sysctls    // nil → NewSysctls()
-	Clock   clock.Clock // times netdev_budget_usecs; nil → clock.Real()
+	Shards  int           // backlogs and workers; 0 → GOMAXPROCS
+	Sysctls *Sysctls      // nil → NewSysctls()
+	Clock   clock.Clock   // times netdev_budget_usecs; nil → clock.Real()
+	Log     *eventlog.Log // notable events (backlog overflow); nil: silent
 }
 
 // Handler receives an L3 packet: b.Bytes() starts after the Ethernet header
@@ -61,6 +64,8 @@ type Device struct {
 	closeErr  error
 
 	rxRunt, rxOtherHost, rxBadBytes, rxUnknown, rxErrors atomic.Uint64
+
+	evBacklogDrop *eventlog.Event
 }
 
 type handlerEntry struct {
@@ -81,6 +86,7 @@ func New(link driver.Link, cfg Config) *Device {
 		hashSeed: rand.Uint32(),
 		quit:     make(chan struct{}),
 	}
+	d.evBacklogDrop = cfg.Log.Event(slog.LevelWarn, "netdev backlog full, dropping frames (raise net.core.netdev_max_backlog?)")
 	copy(d.macKey[:], d.mac)
 	if d.sysctls == nil {
 		d.sysctls = NewSysctls()

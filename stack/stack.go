@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/eventlog"
 	"github.com/tapstack/tapstack/internal/pkt"
 	"github.com/tapstack/tapstack/ipv4"
 	"github.com/tapstack/tapstack/netdev"
@@ -35,12 +37,18 @@ type Config struct {
 	Sysctls map[string]string
 	// Rand seeds the ISN and syncookie secrets; nil means crypto/rand.
 	Rand io.Reader
+	// Logger receives one structured line per notable event (a backlog
+	// starting to drop, an accept queue overflowing, syncookies engaging, an
+	// ARP failure), each kind at most once per 5 s with a count of what it
+	// stands for. Nil keeps the stack silent.
+	Logger *slog.Logger
 }
 
 // Stack is one userspace TCP/IP stack with (at most) one attached link.
 type Stack struct {
 	cfg           Config
 	clk           clock.Clock
+	log           *eventlog.Log
 	netdevSysctls *netdev.Sysctls
 	ipSysctls     *ipv4.Sysctls
 	tcpSysctls    *tcp.Sysctls
@@ -71,6 +79,7 @@ func New(cfg Config) (*Stack, error) {
 	if s.clk == nil {
 		s.clk = clock.Real()
 	}
+	s.log = eventlog.New(cfg.Logger, s.clk, eventlog.DefaultInterval)
 	s.sysctls = s.registry()
 	for name, value := range cfg.Sysctls {
 		if err := s.SetSysctl(name, value); err != nil {
@@ -100,8 +109,8 @@ func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
 	if s.dev != nil {
 		return errors.New("tapstack: attach: a link is already attached")
 	}
-	dev := netdev.New(link, netdev.Config{Shards: s.cfg.Shards, Sysctls: s.netdevSysctls, Clock: s.clk})
-	ip := ipv4.New(dev, ipv4.Config{Sysctls: s.ipSysctls, Clock: s.clk})
+	dev := netdev.New(link, netdev.Config{Shards: s.cfg.Shards, Sysctls: s.netdevSysctls, Clock: s.clk, Log: s.log})
+	ip := ipv4.New(dev, ipv4.Config{Sysctls: s.ipSysctls, Clock: s.clk, Log: s.log})
 	if err := ip.AddAddress(addr); err != nil {
 		ip.Close()
 		dev.Close()

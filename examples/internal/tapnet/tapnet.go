@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -93,7 +94,9 @@ func (f *Flags) Up() (*Env, error) {
 		}
 		sysctls[strings.TrimSpace(name)] = strings.TrimSpace(value)
 	}
-	st, err := stack.New(stack.Config{Sysctls: sysctls})
+	// Notable events (overflows, cookies, ARP failures) go to stderr,
+	// rate-limited; nothing is logged per packet.
+	st, err := stack.New(stack.Config{Sysctls: sysctls, Logger: slog.Default()})
 	if err != nil {
 		return nil, UsageError{err}
 	}

@@ -1,0 +1,66 @@
+package stack_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapstack/tapstack/driver"
+	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/stack"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A neighbour that never answers ARP is one notable event: one log line,
+// whatever number of packets were waiting.
+func TestEventLogARPFailure(t *testing.T) {
+	var logs lockedBuffer
+	clk := clock.NewVirtual(time.Unix(1e9, 0))
+	st, err := stack.New(stack.Config{Clock: clk, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	link, _ := driver.NewPipe(driver.PipeConfig{}, driver.PipeConfig{}) // nobody on the other end
+	if err := st.Attach(link, netip.MustParsePrefix("10.3.0.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go st.DialContext(ctx, "tcp", "10.3.0.9:80")
+	for i := 0; i < 100 && !strings.Contains(logs.String(), "ARP resolution failed"); i++ {
+		time.Sleep(10 * time.Millisecond) // let the SYN reach the neighbour queue
+		clk.Advance(500 * time.Millisecond)
+	}
+	out := logs.String()
+	if !strings.Contains(out, `msg="ARP resolution failed, dropping queued packets" neighbour=10.3.0.9`) {
+		t.Fatalf("no ARP failure line:\n%s", out)
+	}
+	if v, _ := st.Stats().Get("ArpCacheResFailed"); v == 0 {
+		t.Fatalf("ArpCacheResFailed not counted; log:\n%s", out)
+	}
+	if n := strings.Count(out, "ARP resolution failed"); n != 1 {
+		t.Fatalf("%d lines for one failing neighbour within the rate limit:\n%s", n, out)
+	}
+}
