@@ -29,12 +29,14 @@ type frame struct {
 	dst       net.HardwareAddr
 	ethertype uint16
 	data      []byte
+	gsoMSS    int // > 0: handed to TransmitGSO
 }
 
 // fakeDev stands in for netdev.Device: it records transmitted frames and
 // queues looped-back frames until drain.
 type fakeDev struct {
 	mtu     int
+	gsoMax  int  // GSOMax; 0: no TSO
 	discard bool // benchmark mode: release without recording
 	mu      sync.Mutex
 	sent    []frame
@@ -43,10 +45,17 @@ type fakeDev struct {
 
 func (d *fakeDev) MAC() net.HardwareAddr { return ourMAC }
 func (d *fakeDev) MTU() int              { return d.mtu }
+func (d *fakeDev) GSOMax() int           { return d.gsoMax }
 func (d *fakeDev) Transmit(dst net.HardwareAddr, et uint16, b *pkt.Buffer) error {
+	return d.record(dst, et, b, 0)
+}
+func (d *fakeDev) TransmitGSO(dst net.HardwareAddr, et uint16, b *pkt.Buffer, mss int) error {
+	return d.record(dst, et, b, mss)
+}
+func (d *fakeDev) record(dst net.HardwareAddr, et uint16, b *pkt.Buffer, mss int) error {
 	if !d.discard {
 		d.mu.Lock()
-		d.sent = append(d.sent, frame{append(net.HardwareAddr(nil), dst...), et, append([]byte(nil), b.Bytes()...)})
+		d.sent = append(d.sent, frame{append(net.HardwareAddr(nil), dst...), et, append([]byte(nil), b.Bytes()...), mss})
 		d.mu.Unlock()
 	}
 	b.Release()
@@ -75,8 +84,12 @@ type harness struct {
 }
 
 func newHarness(t testing.TB) *harness {
+	return newHarnessDev(t, &fakeDev{mtu: 1500})
+}
+
+// newHarnessDev is newHarness over dev (e.g. one with GSO).
+func newHarnessDev(t testing.TB, dev *fakeDev) *harness {
 	clk := clock.NewVirtual(time.Unix(1_000_000, 0))
-	dev := &fakeDev{mtu: 1500}
 	l := newLayer(dev, Config{Clock: clk})
 	if err := l.AddAddress(netip.MustParsePrefix("10.0.0.2/24")); err != nil {
 		t.Fatal(err)

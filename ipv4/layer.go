@@ -59,6 +59,9 @@ type device interface {
 	MTU() int
 	Transmit(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) error
 	Receive(b *pkt.Buffer) bool
+	// GSOMax is the longest Ethernet super-frame TransmitGSO takes, 0: none.
+	GSOMax() int
+	TransmitGSO(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer, mss int) error
 }
 
 // Layer is the IPv4 layer of one device.
@@ -66,8 +69,10 @@ type Layer struct {
 	dev device
 	mac net.HardwareAddr
 	mtu int
-	sys *Sysctls
-	clk clock.Clock
+	// gsoMax is the longest IPv4 super-packet the device segments, 0: none.
+	gsoMax int
+	sys    *Sysctls
+	clk    clock.Clock
 
 	evArpFailed, evReasmFull *eventlog.Event
 
@@ -87,7 +92,7 @@ type Layer struct {
 }
 
 func newLayer(dev device, cfg Config) *Layer {
-	l := &Layer{dev: dev, mac: dev.MAC(), mtu: dev.MTU(), sys: cfg.Sysctls, clk: cfg.Clock}
+	l := &Layer{dev: dev, mac: dev.MAC(), mtu: dev.MTU(), gsoMax: gsoMaxOf(dev.GSOMax()), sys: cfg.Sysctls, clk: cfg.Clock}
 	if l.sys == nil {
 		l.sys = NewSysctls()
 	}

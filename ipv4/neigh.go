@@ -12,7 +12,6 @@ import (
 
 	"github.com/tapstack/tapstack/internal/clock"
 	"github.com/tapstack/tapstack/internal/pkt"
-	"github.com/tapstack/tapstack/wire"
 )
 
 // nudState is a neighbour's Neighbour Unreachability Detection state
@@ -44,7 +43,7 @@ type neighbour struct {
 	addr   netip.Addr
 	state  nudState
 	mac    net.HardwareAddr // never modified in place: replaced on change, so it may be used unlocked
-	queue  []*pkt.Buffer    // packets awaiting resolution, ≤ unres_qlen
+	queue  []pending        // packets awaiting resolution, ≤ unres_qlen
 	probes int
 
 	confirmed, updated, used time.Time
@@ -52,6 +51,20 @@ type neighbour struct {
 	timer                    clock.Timer
 	due                      time.Time // when the armed timer should act; stale fires are ignored
 	armed                    bool
+}
+
+// pending is a packet awaiting resolution. gsoMSS > 0 marks a TCP
+// super-packet for the device to segment (skb_shinfo(skb)->gso_size).
+type pending struct {
+	b      *pkt.Buffer
+	gsoMSS int
+}
+
+// releaseAll frees the packets of q.
+func releaseAll(q []pending) {
+	for _, p := range q {
+		p.b.Release()
+	}
 }
 
 type neighTable struct {
@@ -126,9 +139,10 @@ func (t *neighTable) forcedGCLocked() {
 	}
 }
 
-// output sends b (an IPv4 packet) to neighbour via, resolving it first if
-// needed (neigh_resolve_output + __neigh_event_send). It always consumes b.
-func (t *neighTable) output(via netip.Addr, b *pkt.Buffer) error {
+// output sends b (an IPv4 packet; a super-packet to be cut at gsoMSS when
+// that is > 0) to neighbour via, resolving it first if needed
+// (neigh_resolve_output + __neigh_event_send). It always consumes b.
+func (t *neighTable) output(via netip.Addr, b *pkt.Buffer, gsoMSS int) error {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -150,22 +164,22 @@ func (t *neighTable) output(via netip.Addr, b *pkt.Buffer) error {
 	case nudReachable, nudDelay, nudProbe:
 		mac := n.mac
 		t.mu.Unlock()
-		return t.l.dev.Transmit(mac, wire.EtherTypeIPv4, b)
+		return t.l.transmit(mac, b, gsoMSS)
 	case nudStale:
 		n.state = nudDelay
 		t.armLocked(n, neighDelayFirstProbeMs*time.Millisecond)
 		mac := n.mac
 		t.mu.Unlock()
-		return t.l.dev.Transmit(mac, wire.EtherTypeIPv4, b)
+		return t.l.transmit(mac, b, gsoMSS)
 	case nudIncomplete:
-		t.enqueueLocked(n, b)
+		t.enqueueLocked(n, pending{b, gsoMSS})
 		t.mu.Unlock()
 		return nil
 	default: // NONE, FAILED: start resolution
 		n.state = nudIncomplete
 		n.probes = 1
 		n.updated = now
-		t.enqueueLocked(n, b)
+		t.enqueueLocked(n, pending{b, gsoMSS})
 		t.armLocked(n, t.ms(t.l.sys.NeighRetransMs.Load()))
 		t.mu.Unlock()
 		t.l.solicit(via, nil)
@@ -173,22 +187,22 @@ func (t *neighTable) output(via netip.Addr, b *pkt.Buffer) error {
 	}
 }
 
-// enqueueLocked queues b on n, dropping the oldest packets beyond
+// enqueueLocked queues p on n, dropping the oldest packets beyond
 // unres_qlen (the arp_queue loop of __neigh_event_send).
-func (t *neighTable) enqueueLocked(n *neighbour, b *pkt.Buffer) {
+func (t *neighTable) enqueueLocked(n *neighbour, p pending) {
 	limit := int(t.l.sys.NeighUnresQlen.Load())
 	for len(n.queue) > 0 && len(n.queue) >= limit {
-		n.queue[0].Release()
-		n.queue[0] = nil
+		n.queue[0].b.Release()
+		n.queue[0] = pending{}
 		n.queue = n.queue[1:]
 		t.l.ctr.inc(cArpUnresolvedDiscards)
 	}
 	if limit <= 0 {
-		b.Release()
+		p.b.Release()
 		t.l.ctr.inc(cArpUnresolvedDiscards)
 		return
 	}
-	n.queue = append(n.queue, b)
+	n.queue = append(n.queue, p)
 }
 
 // update is neigh_update with override: learn mac for a in state st
@@ -232,8 +246,8 @@ func (t *neighTable) update(a netip.Addr, mac net.HardwareAddr, st nudState, cre
 	n.queue = nil
 	mac = n.mac
 	t.mu.Unlock()
-	for _, b := range queue {
-		_ = t.l.dev.Transmit(mac, wire.EtherTypeIPv4, b)
+	for _, p := range queue {
+		_ = t.l.transmit(mac, p.b, p.gsoMSS)
 	}
 }
 
@@ -248,7 +262,7 @@ func (t *neighTable) timerFired(n *neighbour) {
 	n.armed = false
 	var probeTo net.HardwareAddr
 	probe := false
-	var dropped []*pkt.Buffer
+	var dropped []pending
 	failed := false
 	switch n.state {
 	case nudReachable:
@@ -298,9 +312,7 @@ func (t *neighTable) timerFired(n *neighbour) {
 	if failed {
 		t.l.evArpFailed.Log(slog.String("neighbour", a.String()), slog.Int("dropped_packets", len(dropped)))
 	}
-	for _, b := range dropped {
-		b.Release()
-	}
+	releaseAll(dropped)
 	if probe {
 		t.l.solicit(a, probeTo)
 	}
@@ -309,16 +321,14 @@ func (t *neighTable) timerFired(n *neighbour) {
 func (t *neighTable) close() {
 	t.mu.Lock()
 	t.closed = true
-	var queued []*pkt.Buffer
+	var queued []pending
 	for _, n := range t.m {
 		t.disarmLocked(n)
 		queued = append(queued, n.queue...)
 		n.queue = nil
 	}
 	t.mu.Unlock()
-	for _, b := range queued {
-		b.Release()
-	}
+	releaseAll(queued)
 }
 
 // NeighbourInfo is one row of the neighbour table (`ip neigh`).

@@ -25,6 +25,13 @@ func (g *identGen) init() {
 }
 
 func (g *identGen) next(src, dst netip.Addr, proto uint8) uint16 {
+	return g.nextSegs(src, dst, proto, 1)
+}
+
+// nextSegs reserves segs consecutive IDs and returns the first, for a
+// super-packet whose segments the device numbers upwards
+// (ip_select_ident_segs).
+func (g *identGen) nextSegs(src, dst netip.Addr, proto uint8, segs int) uint16 {
 	s, d := src.As4(), dst.As4()
 	x := uint64(binary.BigEndian.Uint32(s[:]))<<32 | uint64(binary.BigEndian.Uint32(d[:]))
 	x ^= uint64(proto) << 17
@@ -32,7 +39,8 @@ func (g *identGen) next(src, dst netip.Addr, proto uint8) uint16 {
 	x ^= x >> 29
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 32
-	return uint16(g.buckets[x%uint64(len(g.buckets))].Add(1))
+	n := uint32(segs)
+	return uint16(g.buckets[x%uint64(len(g.buckets))].Add(n) - n + 1)
 }
 
 // Output sends b (transport header and payload) from src to dst. A zero src
@@ -131,5 +139,5 @@ func (l *Layer) finishOutput(nh nextHop, b *pkt.Buffer) error {
 		mac := [6]byte{0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]}
 		return l.dev.Transmit(mac[:], wire.EtherTypeIPv4, b)
 	}
-	return l.neigh.output(nh.via, b)
+	return l.neigh.output(nh.via, b, 0)
 }

@@ -25,6 +25,7 @@ type Options struct {
 	Stacks   []string // stack names
 	Quick    bool
 	Queues   int
+	Offload  bool    // tapstack's TAP with virtio-net offloads (driver.OpenTAPOffload)
 	MaxBusy  float64 // CPU busy fraction above which a round waits (then is flagged)
 	BusyWait time.Duration
 	Out      string
@@ -45,6 +46,7 @@ func main() {
 	flag.IntVar(&o.Rounds, "rounds", 3, "rounds; each round runs every workload on every stack, interleaved")
 	flag.BoolVar(&o.Quick, "quick", false, "short durations (smoke test)")
 	flag.IntVar(&o.Queues, "queues", 1, "TAP queues for the userspace stacks")
+	flag.BoolVar(&o.Offload, "offload", false, "tapstack opens its TAP with a virtio-net header and TSO/checksum offloads (64 KB super-frames)")
 	flag.Float64Var(&o.MaxBusy, "max-busy", 0.25, "CPU busy fraction (from /proc/stat) above which a round waits for quiet")
 	flag.DurationVar(&o.BusyWait, "busy-wait", 30*time.Second, "longest wait for a quiet CPU before running a round flagged busy")
 	flag.Int64Var(&o.MaxServerRSS, "max-server-rss", 4096, "kill a server whose RSS passes this many MB (0 = no cap)")

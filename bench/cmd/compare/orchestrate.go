@@ -187,7 +187,7 @@ func (c *child) stop() {
 func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (map[string]float64, string, error) {
 	srvNS, cliNS := topo.namespaces(d)
 	srvArgs := []string{"-serve", "-server-stack", d.Name, "-server-mode", w.ServerMode,
-		"-server-backlog", strconv.Itoa(w.Backlog), "-server-queues", strconv.Itoa(o.Queues)}
+		"-server-backlog", strconv.Itoa(w.Backlog), "-server-queues", strconv.Itoa(o.Queues), "-server-offload=" + strconv.FormatBool(o.Offload)}
 	hold := 0
 	if w.Hold != nil {
 		hold = w.Hold(o)

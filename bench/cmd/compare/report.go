@@ -137,7 +137,8 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 		"kernel: server and client netns joined by a veth (default offloads). Idle memory: server process RSS delta "+
 		"(after GC) for the userspace stacks; for the kernel, process delta plus half the Slab delta (both ends' sockets). "+
 		"Flood: spoofed sources from %v, routed back to the client netns and blackholed; 200 legit connect+1-byte-echo "+
-		"attempts, 10 at a time, 2 s timeout each. TAP queues for tapstack: %d (gVisor: 1).\n", o.Rounds, 100*o.MaxBusy, o.BusyWait, spoofed, o.Queues)
+		"attempts, 10 at a time, 2 s timeout each. TAP queues for tapstack: %d (gVisor: 1); tapstack's TAP offloads "+
+		"(IFF_VNET_HDR, TSO4/CSUM): %s.\n", o.Rounds, 100*o.MaxBusy, o.BusyWait, spoofed, o.Queues, map[bool]string{true: "on", false: "off"}[o.Offload])
 
 	b.WriteString("\n## Runs\n\n```\n")
 	for _, r := range records {

@@ -48,6 +48,7 @@ type serverConfig struct {
 	Addr    netip.AddrPort
 	Backlog int
 	Queues  int
+	Offload bool // the TAP with virtio-net offloads (tapstack only)
 }
 
 var stackOrder = []string{"tapstack", "gvisor", "kernel"}
@@ -92,6 +93,7 @@ type serverFlags struct {
 	backlog int
 	expect  int
 	queues  int
+	offload bool
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
@@ -100,6 +102,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.backlog, "server-backlog", 4096, "internal: listen backlog")
 	fs.IntVar(&f.expect, "server-expect", 0, "internal: hold mode: connections to wait for")
 	fs.IntVar(&f.queues, "server-queues", 1, "internal: TAP queues")
+	fs.BoolVar(&f.offload, "server-offload", false, "internal: offload TAP (tapstack)")
 }
 
 // serverReport is the one JSON line a server prints after "READY" when it
@@ -115,7 +118,7 @@ func runServer(f serverFlags) error {
 	if d == nil {
 		return fmt.Errorf("unknown stack %q", f.stack)
 	}
-	ln, closeStack, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues})
+	ln, closeStack, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Offload: f.offload})
 	if err != nil {
 		return fmt.Errorf("%s listen: %w", f.stack, err)
 	}

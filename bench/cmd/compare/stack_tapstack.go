@@ -13,14 +13,20 @@ func init() {
 	registerStack(&stackDef{Name: "tapstack", Label: "tapstack (TAP)", TAP: true, Listen: listenTapstack})
 }
 
-// listenTapstack attaches a tapstack to a fresh TAP and listens with the
-// given backlog; Linux defaults for every sysctl.
+// listenTapstack attaches a tapstack to a fresh TAP (with virtio-net
+// offloads when c.Offload) and listens with the given backlog; Linux
+// defaults for every sysctl.
 func listenTapstack(c serverConfig) (net.Listener, func(), error) {
 	s, err := stack.New(stack.Config{})
 	if err != nil {
 		return nil, nil, err
 	}
-	link, err := driver.OpenTAP(tapName, max(c.Queues, 1))
+	var link driver.Link
+	if c.Offload {
+		link, err = driver.OpenTAPOffload(tapName, max(c.Queues, 1))
+	} else {
+		link, err = driver.OpenTAP(tapName, max(c.Queues, 1))
+	}
 	if err != nil {
 		s.Close()
 		return nil, nil, fmt.Errorf("open TAP: %w", err)

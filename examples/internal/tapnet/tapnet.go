@@ -1,6 +1,7 @@
 // Package tapnet holds what every example shares: the TAP flags (-tap,
-// -addr, -peer, -queues, -pcap, -sysctl, -netns), bringing a stack up on a
-// TAP device, and printing counters and sockets on SIGUSR1 and at exit.
+// -addr, -peer, -queues, -offload, -pcap, -sysctl, -netns), bringing a
+// stack up on a TAP device, and printing counters and sockets on SIGUSR1
+// and at exit.
 package tapnet
 
 import (
@@ -32,6 +33,7 @@ type Flags struct {
 	Addr    string
 	Peer    string
 	Queues  int
+	Offload bool
 	Pcap    string
 	NetNS   string
 	Admin   string
@@ -49,6 +51,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Addr, "addr", "10.0.0.2/24", "the stack's address (CIDR)")
 	fs.StringVar(&f.Peer, "peer", "10.0.0.1/24", "address to give the kernel side of the TAP (CIDR); empty leaves it alone")
 	fs.IntVar(&f.Queues, "queues", 1, "TAP queues (one reader goroutine each)")
+	fs.BoolVar(&f.Offload, "offload", false, "open the TAP with a virtio-net header and TSO/checksum offloads: the kernel exchanges 64 KB TCP super-frames with the stack")
 	fs.StringVar(&f.Pcap, "pcap", "", "write every frame in and out to this pcap file")
 	fs.StringVar(&f.NetNS, "netns", "", "create the TAP inside this network namespace (made if missing, deleted at exit if made)")
 	fs.StringVar(&f.Admin, "admin", "", "serve /metrics, /debug/nstat, /debug/ss and pprof on this host address, e.g. 127.0.0.1:9090")
@@ -130,8 +133,26 @@ func (env *Env) up(f *Flags, peer netip.Prefix) error {
 		}
 		return nil
 	}
-	var tap *driver.TAP
-	open := func() (err error) { tap, err = driver.OpenTAP(f.Tap, f.Queues); return err }
+	// A plain TAP (water) or, with -offload, one with a virtio-net header
+	// over which the kernel exchanges 64 KB TCP super-frames.
+	var tap interface {
+		driver.Link
+		Name() string
+	}
+	open := func() error {
+		if f.Offload {
+			t, err := driver.OpenTAPOffload(f.Tap, f.Queues)
+			if err == nil {
+				tap = t
+			}
+			return err
+		}
+		t, err := driver.OpenTAP(f.Tap, f.Queues)
+		if err == nil {
+			tap = t
+		}
+		return err
+	}
 	if f.NetNS != "" {
 		if !netns.Exists(f.NetNS) {
 			if err := netns.Create(f.NetNS); err != nil {
