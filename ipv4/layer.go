@@ -24,7 +24,7 @@ var (
 	ErrNoRoute = fmt.Errorf("ipv4: no route to host: %w", syscall.ENETUNREACH)
 	ErrMsgSize = fmt.Errorf("ipv4: packet larger than path MTU with DF set: %w", syscall.EMSGSIZE)
 	ErrClosed  = errors.New("ipv4: layer closed")
-	ErrAddress = errors.New("ipv4: not an IPv4 address or prefix")
+	ErrAddress = errors.New("ipv4: not a usable IPv4 host address")
 )
 
 // Config configures a Layer.

@@ -1,6 +1,8 @@
 package ipv4
 
 import (
+	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -36,8 +38,8 @@ func (t *routeTable) addresses() []netip.Prefix {
 // AddAddress assigns p's address to the interface and adds the on-link
 // route for p's subnet (like `ip addr add 10.0.0.2/24`).
 func (l *Layer) AddAddress(p netip.Prefix) error {
-	if !p.IsValid() || !p.Addr().Is4() {
-		return ErrAddress
+	if err := checkHostAddress(p); err != nil {
+		return err
 	}
 	t := &l.rt
 	t.mu.Lock()
@@ -231,4 +233,36 @@ func (l *Layer) updatePMTU(dst netip.Addr, mtu int) int {
 	}
 	t.pmtu[dst] = pmtuEntry{mtu: mtu, expires: now.Add(pmtuExpiresSec * time.Second)}
 	return mtu
+}
+
+// checkHostAddress refuses prefixes that cannot name this host. Linux's
+// `ip addr add` takes them all, then nothing works; refusing them up front
+// is the clearer error.
+func checkHostAddress(p netip.Prefix) error {
+	bad := func(why string) error { return fmt.Errorf("%w: %v is %s", ErrAddress, p, why) }
+	a := p.Addr()
+	switch {
+	case !p.IsValid():
+		return bad("not a valid prefix")
+	case !a.Is4():
+		return bad("not an IPv4 address")
+	case a.IsUnspecified() || a.As4()[0] == 0:
+		return bad("in 0.0.0.0/8, \"this network\"")
+	case a.IsLoopback():
+		return bad("a loopback address")
+	case a.IsMulticast():
+		return bad("a multicast address")
+	case a.As4()[0] >= 240:
+		return bad("reserved (240.0.0.0/4) or the limited broadcast address")
+	}
+	if bits := p.Bits(); bits < 31 {
+		host := binary.BigEndian.Uint32(a.AsSlice()) &^ (^uint32(0) << (32 - bits))
+		switch host {
+		case 0:
+			return bad("the subnet's network address")
+		case ^uint32(0) >> bits:
+			return bad("the subnet's broadcast address")
+		}
+	}
+	return nil
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// ARP failure), each kind at most once per 5 s with a count of what it
 	// stands for. Nil keeps the stack silent.
 	Logger *slog.Logger
+	// MaxConnections caps the TCP sockets (established, closing and
+	// request socks alike); 0 means no cap beyond memory. At the cap Dial
+	// fails and SYNs are dropped, counted in TcpExtTCPMaxConnDrop.
+	MaxConnections int
 }
 
 // Stack is one userspace TCP/IP stack with (at most) one attached link.
@@ -91,6 +95,8 @@ func New(cfg Config) (*Stack, error) {
 		Clock:   s.clk,
 		Sysctls: s.tcpSysctls,
 		Rand:    cfg.Rand,
+
+		MaxConnections: cfg.MaxConnections,
 	})
 	return s, nil
 }

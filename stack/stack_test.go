@@ -157,3 +157,57 @@ func errorsAs(err error, target **net.OpError) bool {
 	*target = oe
 	return ok
 }
+
+// MaxConnections is a counted, clear refusal: at the cap Dial fails, and a
+// handshake completing at the server's cap is dropped and counted; nothing
+// grows past the cap.
+func TestMaxConnections(t *testing.T) {
+	la, lb := driver.NewPipe(driver.PipeConfig{}, driver.PipeConfig{})
+	srv, err := stack.New(stack.Config{MaxConnections: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := stack.New(stack.Config{MaxConnections: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	srv.Attach(la, netip.MustParsePrefix("10.4.0.1/24"))
+	cli.Attach(lb, netip.MustParsePrefix("10.4.0.2/24"))
+	ln, err := srv.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var errs int
+	for i := 0; i < 4; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		c, err := cli.DialContext(ctx, "tcp", "10.4.0.1:80")
+		cancel()
+		if err != nil {
+			errs++
+			continue
+		}
+		defer c.Close()
+	}
+	if errs != 1 {
+		t.Errorf("%d dials failed, want 1 (the client's cap of 3)", errs)
+	}
+	if v, _ := cli.Stats().Get("TcpExtTCPMaxConnDrop"); v != 1 {
+		t.Errorf("client TCPMaxConnDrop = %d, want 1", v)
+	}
+	time.Sleep(100 * time.Millisecond) // the third ACK reaches the server
+	established := 0
+	for _, si := range srv.Sockets() {
+		if si.State == "ESTAB" {
+			established++
+		}
+	}
+	if established != 2 {
+		t.Errorf("server holds %d established sockets, want its cap of 2", established)
+	}
+	if v, _ := srv.Stats().Get("TcpExtTCPMaxConnDrop"); v == 0 {
+		t.Error("server did not count TCPMaxConnDrop")
+	}
+}

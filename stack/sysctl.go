@@ -87,6 +87,9 @@ func (s *Stack) registry() map[string]*sysctl {
 		"net.ipv4.tcp_congestion_control": {str: &stringKnob{
 			get: func() string { return t.CongestionControl.Load().(string) },
 			set: func(v string) error {
+				if v == "" { // congestion.New("") means the default; Linux refuses an empty write
+					return fmt.Errorf("empty name (available: %s)", strings.Join(congestion.Names(), " "))
+				}
 				if _, err := congestion.New(v); err != nil {
 					return err
 				}
