@@ -43,6 +43,12 @@ func (l *Layer) ipInput(b *pkt.Buffer) {
 		l.ctr.inc(cInAddrErrors)
 		return
 	}
+	// fib_validate_source with accept_local=0: one of our own addresses as
+	// the source of a packet from the wire (a land attack) is a martian.
+	if !b.Loopback && l.classify(src) == kindLocal {
+		l.ctr.inc(cInAddrErrors)
+		return
+	}
 	kind := l.classify(h.Dst())
 	switch kind {
 	case kindLocal:

@@ -129,6 +129,7 @@ func (l *Layer) finishOutput(nh nextHop, b *pkt.Buffer) error {
 	switch nh.kind {
 	case kindLocal:
 		wire.PrependEthernet(b, l.mac, l.mac, wire.EtherTypeIPv4)
+		b.Loopback = true
 		l.dev.Receive(b) // a false return was dropped and counted by the device
 		return nil
 	case kindBroadcast:

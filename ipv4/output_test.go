@@ -144,10 +144,24 @@ func TestLoopback(t *testing.T) {
 	if len(got) != 1 || got[0].Src != ourIP || got[0].Dst != ourIP || len(got[0].Payload) != 3000 {
 		t.Fatalf("looped %+v", got)
 	}
-	// Ping ourselves: the reply loops back too.
-	h.inputIP(echoRequest(t, ourIP, ourIP, 5, 5, nil))
+	// Ping ourselves: the looped request is answered and the reply loops
+	// back too.
+	req := echoRequest(t, ourIP, ourIP, 5, 5, nil)
+	b := pkt.GetRx(len(req))
+	b.SetLen(copy(b.Store(), req))
+	b.Loopback = true
+	h.l.ipInput(b)
+	b.Release()
 	h.drain()
 	h.want("IcmpInEchoReps", 1)
+
+	// The same packet from the wire is a land attack: a martian source,
+	// dropped and counted (fib_validate_source, accept_local=0).
+	before := h.l.Counter("IpInAddrErrors")
+	h.inputIP(echoRequest(t, ourIP, ourIP, 6, 6, nil))
+	h.drain()
+	h.want("IcmpInEchoReps", 1)
+	h.want("IpInAddrErrors", before+1)
 }
 
 func TestConcurrentInputOutput(t *testing.T) {

@@ -407,10 +407,10 @@ func TestHostileFloods(t *testing.T) {
 		if d["TcpInSegs"] > 20 || d["TcpOutSegs"] > 20 {
 			t.Errorf("one land SYN caused %d segments in and %d out: a loop", d["TcpInSegs"], d["TcpOutSegs"])
 		}
-		if d["TcpInSegs"] > 0 {
-			// Linux's fib_validate_source drops a packet from the wire whose
-			// source is a local address (martian source) before TCP sees it.
-			t.Logf("divergence: the land SYN reached TCP (%d segments in, %d out, looped back locally); Linux drops it as a martian source", d["TcpInSegs"], d["TcpOutSegs"])
+		// Linux's fib_validate_source drops a packet from the wire whose
+		// source is a local address (martian source) before TCP sees it.
+		if d["TcpInSegs"] != 0 || d["IpInAddrErrors"] != 1 {
+			t.Errorf("land SYN: %d segments reached TCP, IpInAddrErrors +%d; want it dropped at IP as a martian and counted once", d["TcpInSegs"], d["IpInAddrErrors"])
 		}
 	})
 

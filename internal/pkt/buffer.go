@@ -31,6 +31,10 @@ type Buffer struct {
 	// Shard is the netdev shard (per-CPU backlog) the buffer was received on;
 	// transmit paths leave it 0.
 	Shard int
+	// Loopback marks a packet the stack sent to one of its own addresses
+	// (Linux's lo): it may carry a local source address, which on a frame
+	// from the wire is a martian.
+	Loopback bool
 }
 
 // Get returns an empty buffer able to hold Headroom+n bytes, with its window
@@ -44,7 +48,7 @@ func Get(n int) *Buffer {
 	} else {
 		b = &Buffer{store: make([]byte, n+Headroom)}
 	}
-	b.start, b.end, b.Shard = Headroom, Headroom, 0
+	b.start, b.end, b.Shard, b.Loopback = Headroom, Headroom, 0, false
 	return b
 }
 
