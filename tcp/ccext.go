@@ -79,3 +79,5 @@ func (e *extCC) cwndEvent(c *Conn, ev ccEvent) {
 	e.alg.CwndEvent(e.load(c), x)
 	e.store(c)
 }
+
+func (e *extCC) undoCwnd(c *Conn) uint32 { return e.alg.UndoCwnd(e.load(c)) }

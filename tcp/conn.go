@@ -94,8 +94,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			n := c.read(p, &out)
 			c.armTimer()
 			more := c.rcv.n > 0
-			c.mu.Unlock()
-			c.s.flush(&out)
+			c.unlockSend(&out)
 			if more {
 				c.notifyRead() // chain the wakeup to other readers
 			}
@@ -157,8 +156,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 				total += k
 				c.xmit(&out)
 				c.armTimer()
-				c.mu.Unlock()
-				c.s.flush(&out)
+				c.unlockSend(&out)
 				if len(p) == 0 {
 					return total, nil
 				}
@@ -184,8 +182,7 @@ func (c *Conn) Close() error {
 	}
 	c.closeLocked(&out)
 	linger := c.linger
-	c.mu.Unlock()
-	c.s.flush(&out)
+	c.unlockSend(&out)
 	c.notifyAll()
 	if linger > 0 {
 		c.waitLinger(linger)
@@ -223,8 +220,7 @@ func (c *Conn) CloseWrite() error {
 	}
 	c.closeWriteLocked(&out)
 	c.armTimer()
-	c.mu.Unlock()
-	c.s.flush(&out)
+	c.unlockSend(&out)
 	return nil
 }
 
@@ -282,8 +278,7 @@ func (c *Conn) SetNoDelay(noDelay bool) error {
 		c.xmit(&out)
 		c.armTimer()
 	}
-	c.mu.Unlock()
-	c.s.flush(&out)
+	c.unlockSend(&out)
 	return nil
 }
 

@@ -55,8 +55,7 @@ func (s *Stack) Control(typ, code uint8, mtu int, src, dst netip.Addr, quoted []
 		// Established connections treat these as soft errors (RFC 1122 §4.2.3.9).
 	}
 	c.armTimer()
-	c.mu.Unlock()
-	s.flush(&out)
+	c.unlockSend(&out)
 }
 
 // mtuReduced mirrors tcp_v4_mtu_reduced + tcp_simple_retransmit: shrink

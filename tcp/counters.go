@@ -58,6 +58,12 @@ const (
 	cTCPMaxConnDrop
 	cTCPOptionErrors
 	cTCPSynRetrans
+	cTCPLostRetransmit
+	cTCPSACKReorder
+	cTCPFullUndo
+	cTCPPartialUndo
+	cTCPDSACKUndo
+	cTCPLossUndo
 	numCounters
 )
 
@@ -83,6 +89,9 @@ var counterNames = [numCounters]string{
 	cTCPOrigDataSent: "TcpExtTCPOrigDataSent",
 	cTCPPureAcks:     "TcpExtTCPPureAcks", cTCPDSACKRecv: "TcpExtTCPDSACKRecv",
 	cTCPMaxConnDrop: "TcpExtTCPMaxConnDrop", cTCPOptionErrors: "TcpExtTCPOptionErrors", cTCPSynRetrans: "TcpExtTCPSynRetrans",
+	cTCPLostRetransmit: "TcpExtTCPLostRetransmit", cTCPSACKReorder: "TcpExtTCPSACKReorder",
+	cTCPFullUndo: "TcpExtTCPFullUndo", cTCPPartialUndo: "TcpExtTCPPartialUndo",
+	cTCPDSACKUndo: "TcpExtTCPDSACKUndo", cTCPLossUndo: "TcpExtTCPLossUndo",
 }
 
 // mib is the stack's counter set. Each counter is its own atomic so shard

@@ -102,7 +102,6 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*Conn, error) {
 	c.rttTiming, c.rttSeq, c.rttStart = true, c.iss, now
 	c.rtoAt = now.Add(initRTO)
 	c.armTimer()
-	c.mu.Unlock()
-	s.flush(&out)
+	c.unlockSend(&out)
 	return c, nil
 }

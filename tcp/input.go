@@ -28,7 +28,7 @@ func (c *Conn) input(sg *segment, out *outBatch) {
 	}
 	c.lastRecv = c.s.clock.Now()
 	c.armTimer()
-	c.mu.Unlock()
+	c.unlockSend(out)
 	if reuse {
 		c.s.mu.RLock()
 		l := c.s.lookupListener(sg.local)

@@ -141,8 +141,7 @@ func (c *Conn) tryWrite(p []byte) int {
 			c.armTimer()
 		}
 	}
-	c.mu.Unlock()
-	c.s.flush(&out)
+	c.unlockSend(&out)
 	return n
 }
 
@@ -151,8 +150,7 @@ func (c *Conn) tryRead(p []byte) int {
 	c.mu.Lock()
 	n := c.read(p, &out)
 	c.armTimer()
-	c.mu.Unlock()
-	c.s.flush(&out)
+	c.unlockSend(&out)
 	return n
 }
 

@@ -197,8 +197,7 @@ func (l *Listener) Close() error {
 			c.sendRst(&out)
 			c.done()
 		}
-		c.mu.Unlock()
-		l.s.flush(&out)
+		c.unlockSend(&out)
 	}
 	l.dl.stop()
 	return nil

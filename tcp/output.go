@@ -205,6 +205,14 @@ func (c *Conn) xmit(out *outBatch) {
 			c.cwndLimited = true
 			break
 		}
+		if c.ca >= caRecovery && c.rtxHeadLost {
+			c.rtxHeadLost = false
+			if n := c.headSegLen(mss); n > 0 {
+				c.retransmit(out, c.sndUna, n)
+				c.s.mib.inc(cTCPLostRetransmit)
+				continue
+			}
+		}
 		if c.ca >= caRecovery {
 			if seq, n, ok := c.nextLost(); ok {
 				c.retransmit(out, seq, n)
@@ -286,6 +294,11 @@ func (c *Conn) retransmit(out *outBatch, seq seqnum, n int) {
 		flags |= wire.TCPFlagPSH
 	}
 	c.sendSegment(out, seq, data, flags)
+	c.noteRetransForUndo(c.s.tsNow() + c.tsOff)
+	c.lastRtxNxt = c.sndNxt
+	if seq == c.sndUna {
+		c.rtxHeadSeq, c.rtxHeadNxt, c.rtxHeadOK = seq, c.sndNxt, true
+	}
 	c.s.mib.inc(cRetransSegs)
 	c.totalRetrans++
 	// Karn's algorithm, in Linux's form: an ACK that covers retransmitted

@@ -45,7 +45,7 @@ func (c *Conn) rcvAck(sg *segment, out *outBatch) ackResult {
 		}
 	}
 	if c.sackOn && sg.opts.NumSACK > 0 {
-		c.sackUpdate(&sg.opts)
+		c.sackUpdate(&sg.opts, ack)
 	}
 	acked := ack.diff(c.sndUna)
 	now := c.s.clock.Now()
@@ -53,10 +53,12 @@ func (c *Conn) rcvAck(sg *segment, out *outBatch) ackResult {
 		c.s.mib.inc(cTCPPureAcks)
 	}
 	if acked > 0 {
+		c.checkReordering(c.sndUna, ack)
 		c.cleanRtxQueue(ack, now)
 	}
 	dup := acked == 0 && len(sg.payload) == 0 && !sg.has(wire.TCPFlagSYN|wire.TCPFlagFIN) &&
 		!windowChanged && c.sndUna != c.sndNxt
+	c.eifelUndo = acked > 0 && c.packetDelayed(sg)
 	c.fastRetransAlert(acked, dup)
 	if acked > 0 {
 		c.scheduleLossProbe()
@@ -112,7 +114,7 @@ func (c *Conn) fastRetransAlert(acked int, dup bool) {
 		} else if acked > 0 {
 			c.dupAcks = 0
 		}
-		if c.sndUna != c.sndNxt && (c.dupAcks >= dupThresh || c.headLost()) {
+		if c.sndUna != c.sndNxt && (c.dupAcks >= c.dupThresh() || c.headLost()) {
 			c.enterRecovery()
 			return
 		}
@@ -125,6 +127,10 @@ func (c *Conn) fastRetransAlert(acked int, dup bool) {
 			c.cc.congAvoid(c, segs)
 		}
 	case caRecovery:
+		if c.sndUna.geq(c.recoverSeq) && c.eifelUndo {
+			c.undoRecovery(cTCPFullUndo) // tcp_try_undo_recovery
+			return
+		}
 		if c.sndUna.geq(c.recoverSeq) {
 			// Full ACK: leave recovery with cwnd = ssthresh (tcp_end_cwnd_reduction).
 			c.cwnd = max(c.ssthresh, 2)
@@ -142,9 +148,15 @@ func (c *Conn) fastRetransAlert(acked int, dup bool) {
 		}
 		if c.sackOn {
 			c.markLost()
+			c.markLostRetrans()
 		}
 		c.lostEnd = seqMax(c.lostEnd, c.sndUna)
 	case caLoss:
+		c.markLostRetrans()
+		if acked > 0 && c.eifelUndo {
+			c.undoRecovery(cTCPLossUndo) // tcp_try_undo_loss
+			return
+		}
 		if c.sndUna.geq(c.recoverSeq) {
 			c.exitRecovery()
 		}
@@ -171,6 +183,7 @@ func (c *Conn) enterRecovery() {
 		c.s.mib.inc(cTCPRenoRecovery)
 		c.renoDup = min(c.dupAcks, c.sndNxt.diff(c.sndUna)/c.mss)
 	}
+	c.startUndo()
 	c.ssthresh = c.cc.ssthresh(c)
 	c.cwnd = max(c.ssthresh, 2)
 	c.cwndCnt = 0
@@ -188,6 +201,7 @@ func (c *Conn) enterRecovery() {
 // is lost, cwnd restarts at one segment.
 func (c *Conn) enterLoss() {
 	if c.ca <= caDisorder || !c.recoverSeq.gt(c.sndUna) || (c.ca == caLoss && c.retransOut == 0) {
+		c.startUndo()
 		c.ssthresh = c.cc.ssthresh(c)
 		c.cc.cwndEvent(c, ccLoss)
 	}

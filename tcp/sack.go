@@ -8,15 +8,17 @@ const maxSackRanges = 64
 
 // sackUpdate merges the peer's SACK blocks into the scoreboard (RFC 6675
 // §4 Update(); Linux tcp_sacktag_write_queue). Blocks outside
-// (snd_una, snd_nxt] are D-SACKs or bogus and are skipped.
-func (c *Conn) sackUpdate(o *wire.TCPOptions) {
+// (snd_una, snd_nxt] are D-SACKs or bogus and are skipped; a first block
+// below the ACK field is a D-SACK (RFC 2883 §4; Linux tcp_check_dsack).
+func (c *Conn) sackUpdate(o *wire.TCPOptions, ack seqnum) {
 	for i := 0; i < o.NumSACK; i++ {
 		r := seqRange{seqnum(o.SACK[i].Left), seqnum(o.SACK[i].Right)}
 		if !r.start.lt(r.end) {
 			continue
 		}
-		if r.end.leq(c.sndUna) {
+		if r.end.leq(c.sndUna) || (i == 0 && r.end.leq(ack)) {
 			c.s.mib.inc(cTCPDSACKRecv)
+			c.dsackForUndo(r.start, r.end)
 			continue
 		}
 		if r.end.gt(c.sndNxt) {
@@ -143,7 +145,7 @@ func (c *Conn) nextLost() (seqnum, int, bool) {
 // than (DupThresh-1)·SMSS bytes SACKed above it is lost (RFC 6675 IsLost).
 func (c *Conn) markLost() {
 	acc := 0
-	limit := (dupThresh - 1) * c.mss
+	limit := (c.dupThresh() - 1) * c.mss
 	for i := len(c.sacked) - 1; i >= 0; i-- {
 		acc += c.sacked[i].len()
 		if acc > limit {
@@ -155,7 +157,7 @@ func (c *Conn) markLost() {
 
 // headLost reports RFC 6675 IsLost(snd_una).
 func (c *Conn) headLost() bool {
-	return c.sackOn && c.sackedBytes > (dupThresh-1)*c.mss
+	return c.sackOn && c.sackedBytes > (c.dupThresh()-1)*c.mss
 }
 
 // markRescue applies RFC 6675 NextSeg() rule 3: with nothing lost left to
@@ -176,4 +178,46 @@ func (c *Conn) markRescue() bool {
 	}
 	c.lostEnd = seqMax(old, seq.add(n))
 	return true
+}
+
+// headSegLen is the length of the head segment up to the first SACKed
+// byte, at most mss.
+func (c *Conn) headSegLen(mss int) int {
+	end := seqMin(c.sndNxt, c.sndUna.add(mss))
+	for _, r := range c.sacked {
+		if r.start.gt(c.sndUna) && r.start.lt(end) {
+			end = r.start
+		}
+	}
+	return end.diff(c.sndUna)
+}
+
+// markLostRetrans mirrors tcp_mark_lost_retrans for the head: once more
+// than reordering-1 segments sent after the head's retransmission are
+// SACKed, that retransmission was lost too and is sent again instead of
+// waiting for the RTO.
+func (c *Conn) markLostRetrans() {
+	if !c.sackOn || len(c.sacked) == 0 || c.sndUna == c.sndNxt {
+		return
+	}
+	if !c.rtxHeadOK || c.rtxHeadSeq != c.sndUna {
+		if !c.highRxt.gt(c.sndUna) {
+			return // the head was not retransmitted in this episode
+		}
+		// A new head that was already resent: judge it against the latest
+		// retransmission (conservative: later than its own).
+		c.rtxHeadSeq, c.rtxHeadNxt, c.rtxHeadOK = c.sndUna, c.lastRtxNxt, true
+	}
+	above := 0
+	for i := len(c.sacked) - 1; i >= 0; i-- {
+		r := c.sacked[i]
+		if r.end.leq(c.rtxHeadNxt) {
+			break
+		}
+		above += r.end.diff(seqMax(r.start, c.rtxHeadNxt))
+	}
+	if above > (c.dupThresh()-1)*c.mss {
+		c.rtxHeadLost = true
+		c.rtxHeadNxt = c.sndNxt // judge the next retransmission afresh
+	}
 }

@@ -97,12 +97,31 @@ type Conn struct {
 	cwndCnt     uint32
 	ca          caState
 	dupAcks     int
+	reordering  int    // measured reordering in segments (Linux tp->reordering), 0: default
 	recoverSeq  seqnum // snd_nxt when recovery started (RFC 6582 "recover", Linux high_seq)
 	highRxt     seqnum // RFC 6675 HighRxt
 	lostEnd     seqnum // unSACKed data below this is deemed lost
 	sacked      []seqRange
 	sackedBytes int
 	renoDup     int // NewReno: dupACKs counted as segments that left the network
+	// Lost retransmission of the head (Linux tcp_mark_lost_retrans): the
+	// head was resent when snd_nxt was rtxHeadNxt; data sent after that
+	// being SACKed means the retransmission itself was lost.
+	rtxHeadSeq  seqnum
+	rtxHeadNxt  seqnum
+	lastRtxNxt  seqnum // snd_nxt at the latest retransmission
+	rtxHeadOK   bool
+	rtxHeadLost bool
+	// Undo of a spurious reduction (Linux undo_marker, undo_retrans,
+	// prior_cwnd, prior_ssthresh; retrans_stamp as a TSval for Eifel).
+	undoOK        bool
+	undoMarker    seqnum
+	undoRetrans   int
+	priorCwnd     uint32
+	priorSsthresh uint32
+	rtxTSval      uint32
+	rtxTSvalSet   bool
+	eifelUndo     bool // this ACK proves the episode's first retransmission spurious
 
 	// Delayed ACK (Linux icsk_ack).
 	ackPending   bool
@@ -138,6 +157,8 @@ type Conn struct {
 	inTable    bool
 	twCounted  bool
 	orphan     bool // closed by the user but still running (counted in Stack.orphans)
+
+	tx txQueue // segments built under mu, sent in order after it
 
 	rdWait, wrWait chan struct{}
 	rdDL, wrDL     deadline

@@ -73,8 +73,7 @@ func (c *Conn) onTimer() {
 	if c.state != StateClose {
 		c.armTimer()
 	}
-	c.mu.Unlock()
-	c.s.flush(&out)
+	c.unlockSend(&out)
 }
 
 // retransmitTimer is the RTO handler (Linux tcp_retransmit_timer and
