@@ -81,6 +81,7 @@ func (s *Stack) registry() map[string]*sysctl {
 		"net.ipv4.tcp_orphan_retries":      {vals: ints(&t.OrphanRetries), min: 0, max: 255},
 		"net.ipv4.tcp_early_retrans":       {vals: ints(&t.EarlyRetrans), min: 0, max: 4},
 		"net.ipv4.tcp_challenge_ack_limit": {vals: ints(&t.ChallengeAckLimit), min: 0, max: maxInt},
+		"net.ipv4.tcp_invalid_ratelimit":   {vals: ints(&t.InvalidRatelimit), min: 0, max: maxInt},
 		"net.ipv4.tcp_rmem":                {vals: ints(&t.RmemMin, &t.RmemDefault, &t.RmemMax), min: 1, max: maxInt, check: nondecreasing},
 		"net.ipv4.tcp_wmem":                {vals: ints(&t.WmemMin, &t.WmemDefault, &t.WmemMax), min: 1, max: maxInt, check: nondecreasing},
 		"net.ipv4.ip_local_port_range":     {vals: ints(&t.LocalPortLow, &t.LocalPortHigh), min: 1, max: 65535, check: nondecreasing},

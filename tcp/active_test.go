@@ -309,7 +309,8 @@ func TestReceiverZeroWindow(t *testing.T) {
 }
 
 func TestChallengeAcks(t *testing.T) {
-	h := newHarness(t, nil)
+	// Only the global limit here; TestOutOfWindowRateLimit covers the per-socket one.
+	h := newHarness(t, func(s *Sysctls) { s.InvalidRatelimit.Store(0) })
 	c, iss, irs, lport := h.activeEstab(nil)
 	// RST in window but not exact: challenge ACK (RFC 5961 §3.2).
 	h.inject(seg{src: 80, dst: lport, seq: irs + 100, flags: fR})

@@ -64,6 +64,10 @@ const (
 	cTCPPartialUndo
 	cTCPDSACKUndo
 	cTCPLossUndo
+	cTCPFlagsDrop // not in Linux's MIB: SKB_DROP_REASON_TCP_FLAGS
+	cTCPACKSkippedSeq
+	cTCPACKSkippedPAWS
+	cTCPACKSkippedChallenge
 	numCounters
 )
 
@@ -92,6 +96,8 @@ var counterNames = [numCounters]string{
 	cTCPLostRetransmit: "TcpExtTCPLostRetransmit", cTCPSACKReorder: "TcpExtTCPSACKReorder",
 	cTCPFullUndo: "TcpExtTCPFullUndo", cTCPPartialUndo: "TcpExtTCPPartialUndo",
 	cTCPDSACKUndo: "TcpExtTCPDSACKUndo", cTCPLossUndo: "TcpExtTCPLossUndo",
+	cTCPFlagsDrop: "TcpExtTCPFlagsDrop", cTCPACKSkippedSeq: "TcpExtTCPACKSkippedSeq",
+	cTCPACKSkippedPAWS: "TcpExtTCPACKSkippedPAWS", cTCPACKSkippedChallenge: "TcpExtTCPACKSkippedChallenge",
 }
 
 // mib is the stack's counter set. Each counter is its own atomic so shard

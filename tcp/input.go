@@ -156,7 +156,9 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 	if c.tsOn && sg.opts.HasTS && !rst && int32(sg.opts.TSVal-c.tsRecent) < 0 &&
 		c.s.clock.Now().Sub(c.tsRecentStamp) <= pawsIdle {
 		m.inc(cPAWSEstab)
-		c.sendAck(out)
+		if !c.oowRateLimited(sg, cTCPACKSkippedPAWS) {
+			c.sendAck(out)
+		}
 		return
 	}
 	// Step 1: sequence number check (tcp_sequence).
@@ -168,7 +170,9 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 			c.synChallenge(out)
 			return
 		}
-		c.sendAck(out) // tcp_send_dupack
+		if !c.oowRateLimited(sg, cTCPACKSkippedSeq) {
+			c.sendAck(out) // tcp_send_dupack
+		}
 		return
 	}
 	// Step 2: RST (RFC 5961 §3.2).

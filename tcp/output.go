@@ -1,6 +1,8 @@
 package tcp
 
 import (
+	"time"
+
 	"github.com/tapstack/tapstack/internal/pkt"
 	"github.com/tapstack/tapstack/wire"
 )
@@ -154,7 +156,8 @@ func (c *Conn) sendRst(out *outBatch) {
 // sendChallengeAck mirrors tcp_send_challenge_ack (RFC 5961 §3.2, §4.2,
 // §5.2), rate limited by tcp_challenge_ack_limit.
 func (c *Conn) sendChallengeAck(out *outBatch) {
-	if !c.s.challengeAllowed() {
+	// tcp_send_challenge_ack: the per-socket limit first, then the global one.
+	if c.oowRateLimitedAt(cTCPACKSkippedChallenge) || !c.s.challengeAllowed() {
 		return
 	}
 	c.s.mib.inc(cTCPChallengeACK)
@@ -336,4 +339,28 @@ func (c *Conn) idleRestart() {
 		c.cwnd >>= 1
 	}
 	c.cwnd = max(c.cwnd, restart)
+}
+
+// oowRateLimited reports whether a reply to an out-of-window segment must be
+// skipped (Linux tcp_oow_rate_limited): two desynchronized ends would
+// otherwise answer each other's ACKs in a loop. Data without SYN is never
+// limited, since it is unlikely to be part of such a loop.
+func (c *Conn) oowRateLimited(sg *segment, cnt counter) bool {
+	if len(sg.payload) > 0 && !sg.has(wire.TCPFlagSYN) {
+		return false
+	}
+	return c.oowRateLimitedAt(cnt)
+}
+
+// oowRateLimitedAt is __tcp_oow_rate_limited: at most one reply per
+// net.ipv4.tcp_invalid_ratelimit per socket, each skip counted in cnt.
+func (c *Conn) oowRateLimitedAt(cnt counter) bool {
+	now := c.s.clock.Now()
+	limit := time.Duration(c.s.sys.InvalidRatelimit.Load()) * time.Millisecond
+	if !c.lastOOWAck.IsZero() && now.Sub(c.lastOOWAck) < limit {
+		c.s.mib.inc(cnt)
+		return true
+	}
+	c.lastOOWAck = now
+	return false
 }

@@ -43,17 +43,22 @@ func (l *Listener) input(sg *segment, out *outBatch) {
 		return
 	case l.synq[tuple{sg.local, sg.remote}] != nil:
 		child = l.checkReq(l.synq[tuple{sg.local, sg.remote}], sg, out, mtu)
-	case sg.has(wire.TCPFlagRST):
-	case sg.has(wire.TCPFlagSYN) && !sg.has(wire.TCPFlagACK):
-		l.connRequest(sg, out, mtu)
-	case sg.has(wire.TCPFlagACK) && !sg.has(wire.TCPFlagSYN):
+	case sg.has(wire.TCPFlagACK) && !sg.has(wire.TCPFlagSYN) && !sg.has(wire.TCPFlagRST):
 		var rst bool
 		child, rst = l.cookieCheck(sg, out, mtu)
 		if rst {
 			l.s.sendReset(sg, out)
 		}
+	case sg.has(wire.TCPFlagACK) && !sg.has(wire.TCPFlagRST):
+		l.s.sendReset(sg, out) // SYN+ACK: tcp_rcv_state_process answers any ACK with a RST
+	case sg.has(wire.TCPFlagRST):
+	case sg.has(wire.TCPFlagSYN) && !sg.has(wire.TCPFlagFIN):
+		l.connRequest(sg, out, mtu)
 	default:
-		l.s.sendReset(sg, out)
+		// tcp_rcv_state_process, TCP_LISTEN: SYN+FIN, a bare FIN or no
+		// flags at all is discarded silently (SKB_DROP_REASON_TCP_FLAGS);
+		// answering would reflect a FIN flood 1:1.
+		l.s.mib.inc(cTCPFlagsDrop)
 	}
 	l.mu.Unlock()
 	if child != nil {

@@ -76,6 +76,7 @@ type Conn struct {
 	tsOff              uint32
 	tsRecent           uint32
 	tsRecentStamp      time.Time
+	lastOOWAck         time.Time // last out-of-window reply (tp->last_oow_ack_time)
 
 	// RTT and RTO (RFC 6298).
 	srtt, rttvar, rto time.Duration

@@ -27,6 +27,13 @@ func TestSocketsRows(t *testing.T) {
 	if r := states["ESTAB"]; r.SendQ != 3 || r.Timer != "on" || r.Cwnd != 10 || r.MSS != 1460 {
 		t.Fatalf("estab row %+v", r)
 	}
+	h.drain()
+	h.after(3 * time.Second) // past the RTO: the head is retransmitted
+	for _, r := range h.s.Sockets() {
+		if r.State == "ESTAB" && (r.Retrans < 1 || r.RTT <= 0 || r.RTTVar <= 0) {
+			t.Fatalf("estab row after retransmission %+v", r)
+		}
+	}
 	_ = l
 }
 

@@ -38,6 +38,7 @@ type Sysctls struct {
 	Ecn               atomic.Int64 // net.ipv4.tcp_ecn (not implemented: always off)
 	EarlyRetrans      atomic.Int64 // net.ipv4.tcp_early_retrans: 3 enables tail loss probes
 	ChallengeAckLimit atomic.Int64 // net.ipv4.tcp_challenge_ack_limit (per second)
+	InvalidRatelimit  atomic.Int64 // net.ipv4.tcp_invalid_ratelimit in ms: per-socket limit on out-of-window replies
 	MaxReordering     atomic.Int64 // net.ipv4.tcp_max_reordering (default 3 here until RACK exists; Linux 300)
 	// CongestionControl holds a string: net.ipv4.tcp_congestion_control.
 	CongestionControl atomic.Value
@@ -59,7 +60,7 @@ func NewSysctls() *Sysctls {
 		{&s.ModerateRcvbuf, 1}, {&s.TimeWait, 60000}, {&s.MaxTwBuckets, 262144},
 		{&s.LocalPortLow, 32768}, {&s.LocalPortHigh, 60999}, {&s.MaxOrphans, 65536},
 		{&s.MinRTOMs, 200}, {&s.Ecn, 0}, {&s.EarlyRetrans, 3}, {&s.ChallengeAckLimit, 1000},
-		{&s.MaxReordering, 3},
+		{&s.MaxReordering, 3}, {&s.InvalidRatelimit, 500},
 	} {
 		d.v.Store(d.n)
 	}
