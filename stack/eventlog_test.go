@@ -64,3 +64,40 @@ func TestEventLogARPFailure(t *testing.T) {
 		t.Fatalf("%d lines for one failing neighbour within the rate limit:\n%s", n, out)
 	}
 }
+
+// An accept queue overflowing and SYN-queue cookies are notable events, one
+// rate-limited line each.
+func TestEventLogListenPath(t *testing.T) {
+	var logs lockedBuffer
+	la, lb := driver.NewPipe(driver.PipeConfig{}, driver.PipeConfig{})
+	srv, err := stack.New(stack.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, _ := stack.New(stack.Config{})
+	defer cli.Close()
+	srv.Attach(la, netip.MustParsePrefix("10.5.0.1/24"))
+	cli.Attach(lb, netip.MustParsePrefix("10.5.0.2/24"))
+	ln, err := srv.ListenTCP(netip.MustParseAddrPort("10.5.0.1:80"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for i := 0; i < 4; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		if c, err := cli.DialContext(ctx, "tcp", "10.5.0.1:80"); err == nil {
+			defer c.Close()
+		}
+		cancel()
+	}
+	out := logs.String()
+	for _, want := range []string{`msg="accept queue overflow`, `listener=10.5.0.1:80 backlog=1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "accept queue overflow"); n != 1 {
+		t.Errorf("%d overflow lines within the rate limit, want 1:\n%s", n, out)
+	}
+}

@@ -97,6 +97,7 @@ func New(cfg Config) (*Stack, error) {
 		Rand:    cfg.Rand,
 
 		MaxConnections: cfg.MaxConnections,
+		Log:            s.log,
 	})
 	return s, nil
 }

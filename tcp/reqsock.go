@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
@@ -77,15 +78,20 @@ func (l *Listener) connRequest(sg *segment, out *outBatch, mtu int) {
 		if cookies != 0 {
 			m.inc(cTCPReqQFullDoCookies)
 			wantCookie = true
+			if cookies == 1 {
+				s.ev.synFloodCookies.Log(slog.String("listener", sg.local.String()))
+			}
 		} else {
 			m.inc(cTCPReqQFullDrop)
 			m.inc(cListenDrops)
+			s.ev.synFloodDrop.Log(slog.String("listener", sg.local.String()))
 			return
 		}
 	}
 	if l.acceptqFull() {
 		m.inc(cListenOverflows)
 		m.inc(cListenDrops)
+		s.ev.acceptOverflow.Log(slog.String("listener", sg.local.String()), slog.Int("backlog", l.backlog))
 		return
 	}
 	if !wantCookie && cookies == 0 {
@@ -302,6 +308,7 @@ func (l *Listener) synRecvSock(r *reqSock, sg *segment, mtu int) *Conn {
 	if l.acceptqFull() {
 		m.inc(cListenOverflows)
 		m.inc(cListenDrops)
+		s.ev.acceptOverflow.Log(slog.String("listener", r.key.local.String()), slog.Int("backlog", l.backlog))
 		return nil
 	}
 	c := s.newConn(r.key, mtu)

@@ -8,12 +8,14 @@ package tcp
 import (
 	"crypto/rand"
 	"io"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/eventlog"
 	"github.com/tapstack/tapstack/internal/pkt"
 	"github.com/tapstack/tapstack/tcp/congestion"
 	"github.com/tapstack/tapstack/tcp/syncookie"
@@ -37,6 +39,14 @@ type Config struct {
 	// MaxConnections caps established-hash entries (0: unlimited); beyond
 	// it new connections are refused and TCPMaxConnDrop counted.
 	MaxConnections int
+	// Log receives notable events (SYN flood, accept-queue overflow); nil: silent.
+	Log *eventlog.Log
+}
+
+// events are the listen path's notable events, worded after Linux's
+// tcp_syn_flood_action messages.
+type events struct {
+	synFloodCookies, synFloodDrop, acceptOverflow *eventlog.Event
 }
 
 // ProtoTCP is the IP protocol number of TCP.
@@ -44,6 +54,7 @@ const ProtoTCP = 6
 
 // Stack is one TCP instance.
 type Stack struct {
+	ev       events
 	net      Network
 	clock    clock.Clock
 	sys      *Sysctls
@@ -75,6 +86,11 @@ type Stack struct {
 // New returns a Stack.
 func New(cfg Config) *Stack {
 	s := &Stack{net: cfg.Network, clock: cfg.Clock, sys: cfg.Sysctls, maxConns: cfg.MaxConnections}
+	s.ev = events{
+		synFloodCookies: cfg.Log.Event(slog.LevelWarn, "possible SYN flooding: SYN queue full, sending cookies"),
+		synFloodDrop:    cfg.Log.Event(slog.LevelWarn, "possible SYN flooding: SYN queue full, dropping requests (net.ipv4.tcp_syncookies=0)"),
+		acceptOverflow:  cfg.Log.Event(slog.LevelWarn, "accept queue overflow: the application does not accept fast enough (ListenOverflows)"),
+	}
 	if s.clock == nil {
 		s.clock = clock.Real()
 	}
