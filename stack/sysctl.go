@@ -48,6 +48,8 @@ func (s *Stack) registry() map[string]*sysctl {
 		"net.core.netdev_budget":       {vals: ints(&n.Budget), min: 1, max: 1 << 20},
 		"net.core.netdev_budget_usecs": {vals: ints(&n.BudgetUsecs), min: 0, max: 1 << 24},
 		"net.core.somaxconn":           {vals: ints(&t.Somaxconn), min: 0, max: maxInt},
+		"net.core.rmem_max":            {vals: ints(&t.CoreRmemMax), min: 2304, max: maxInt / 2},
+		"net.core.wmem_max":            {vals: ints(&t.CoreWmemMax), min: 2304, max: maxInt / 2},
 
 		"net.ipv4.ip_default_ttl":                       {vals: ints(&ip.DefaultTTL), min: 1, max: 255},
 		"net.ipv4.ipfrag_high_thresh":                   {vals: ints(&ip.IpfragHighThresh), min: 0, max: 1 << 30},

@@ -315,7 +315,9 @@ func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 func (c *Conn) SetReadBuffer(n int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.rcvBufMax = max(n, int(c.s.sys.RmemMin.Load()))
+	// sock_setsockopt(SO_RCVBUF): clamped to net.core.rmem_max, then doubled
+	// for bookkeeping overhead as Linux does.
+	c.rcvBufMax = max(min(n, int(c.s.sys.CoreRmemMax.Load()))*2, int(c.s.sys.RmemMin.Load()))
 	c.rcvBufLocked = true
 	return nil
 }
@@ -324,7 +326,8 @@ func (c *Conn) SetReadBuffer(n int) error {
 func (c *Conn) SetWriteBuffer(n int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sndBufMax = max(n, int(c.s.sys.WmemMin.Load()))
+	// SO_SNDBUF: clamped to net.core.wmem_max, then doubled, as in Linux.
+	c.sndBufMax = max(min(n, int(c.s.sys.CoreWmemMax.Load()))*2, int(c.s.sys.WmemMin.Load()))
 	c.sndBufLocked = true
 	c.notifyWrite()
 	return nil

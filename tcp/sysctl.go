@@ -27,6 +27,8 @@ type Sysctls struct {
 	WmemMin           atomic.Int64 // net.ipv4.tcp_wmem[0]
 	WmemDefault       atomic.Int64 // net.ipv4.tcp_wmem[1]
 	WmemMax           atomic.Int64 // net.ipv4.tcp_wmem[2]
+	CoreRmemMax       atomic.Int64 // net.core.rmem_max: the SO_RCVBUF ceiling
+	CoreWmemMax       atomic.Int64 // net.core.wmem_max: the SO_SNDBUF ceiling
 	ModerateRcvbuf    atomic.Int64 // net.ipv4.tcp_moderate_rcvbuf
 	TimeWait          atomic.Int64 // TIME_WAIT length in ms (Linux: TCP_TIMEWAIT_LEN, 60 s)
 	MaxTwBuckets      atomic.Int64 // net.ipv4.tcp_max_tw_buckets
@@ -57,6 +59,7 @@ func NewSysctls() *Sysctls {
 		{&s.Timestamps, 1}, {&s.WindowScaling, 1}, {&s.Sack, 1}, {&s.Dsack, 1},
 		{&s.RmemMin, 4096}, {&s.RmemDefault, 131072}, {&s.RmemMax, 6291456},
 		{&s.WmemMin, 4096}, {&s.WmemDefault, 16384}, {&s.WmemMax, 4194304},
+		{&s.CoreRmemMax, 212992}, {&s.CoreWmemMax, 212992},
 		{&s.ModerateRcvbuf, 1}, {&s.TimeWait, 60000}, {&s.MaxTwBuckets, 262144},
 		{&s.LocalPortLow, 32768}, {&s.LocalPortHigh, 60999}, {&s.MaxOrphans, 65536},
 		{&s.MinRTOMs, 200}, {&s.Ecn, 0}, {&s.EarlyRetrans, 3}, {&s.ChallengeAckLimit, 1000},
