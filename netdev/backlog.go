@@ -48,38 +48,55 @@ func newShard(d *Device, id int, maxBacklog int64) *shard {
 	}
 }
 
-// enqueueToBacklog queues a frame for the worker, dropping it when the
-// backlog already holds more than netdev_max_backlog frames (enqueue_to_backlog).
-func (s *shard) enqueueToBacklog(b *pkt.Buffer) bool {
+// enqueueToBacklog queues a frame, dropping it when the backlog already
+// holds more than netdev_max_backlog frames (enqueue_to_backlog). raise
+// reports that this call scheduled the poll (NAPI_STATE_SCHED was clear):
+// the caller now owns it and must run it (softirq) or hand it to the
+// worker (ksoftirqd); until the poll empties the backlog nobody else does.
+func (s *shard) enqueueToBacklog(b *pkt.Buffer) (queued, raise bool) {
 	limit := max(s.dev.sysctls.MaxBacklog.Load(), 0)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		b.Release()
-		return false
+		return false, false
 	}
 	if int64(s.n) > limit {
 		s.mu.Unlock()
 		s.dropped.Add(1)
 		s.dev.evBacklogDrop.Log(slog.Int("shard", s.id), slog.Int64("netdev_max_backlog", limit))
 		b.Release()
-		return false
+		return false, false
 	}
 	if s.n == len(s.ring) {
 		s.grow(limit + 1)
 	}
 	s.ring[(s.head+s.n)%len(s.ring)] = b
 	s.n++
-	raise := !s.scheduled
+	raise = !s.scheduled
 	s.scheduled = true
 	s.mu.Unlock()
-	if raise {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+	return true, raise
+}
+
+// wakeWorker hands the poll the caller owns to the shard's worker
+// (wakeup_softirqd). At most one hand-off is outstanding per ownership, so
+// the one-slot channel never holds a stale token.
+func (s *shard) wakeWorker() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
-	return true
+}
+
+// softirq runs the poll the caller owns on the caller's goroutine, as a
+// CPU runs NET_RX at local_bh_enable after netif_rx (do_softirq); a poll
+// that ends with work left goes to the worker, as __do_softirq wakes
+// ksoftirqd, so the caller returns to reading its queue.
+func (s *shard) softirq() {
+	if _, squeezed := s.netRxAction(); squeezed {
+		s.wakeWorker()
+	}
 }
 
 // grow enlarges the ring after netdev_max_backlog was raised, never beyond
@@ -108,10 +125,6 @@ func (s *shard) processBacklog(quota int) (work int, more bool) {
 		s.head = (s.head + 1) % len(s.ring)
 	}
 	s.n -= k
-	more = s.n > 0
-	if !more {
-		s.scheduled = false
-	}
 	s.mu.Unlock()
 	for i, b := range s.batch {
 		s.dev.deliver(b)
@@ -120,6 +133,15 @@ func (s *shard) processBacklog(quota int) (work int, more bool) {
 	}
 	s.batch = s.batch[:0]
 	s.processed.Add(uint64(k))
+	// napi_complete only after the round is delivered: the poll may run on
+	// any goroutine that raises it, and two must never deliver one
+	// shard's frames at once (that would reorder a flow).
+	s.mu.Lock()
+	more = s.n > 0
+	if !more {
+		s.scheduled = false
+	}
+	s.mu.Unlock()
 	return k, more
 }
 

@@ -28,6 +28,12 @@ type Config struct {
 	Sysctls *Sysctls      // nil → NewSysctls()
 	Clock   clock.Clock   // times netdev_budget_usecs; nil → clock.Real()
 	Log     *eventlog.Log // notable events (backlog overflow); nil: silent
+	// Threaded runs every poll on the shard's worker goroutine (Linux's
+	// threaded NAPI). By default the reader that raises an idle shard's
+	// poll runs it itself, as netif_rx runs NET_RX on the raising CPU, and
+	// hands it to the worker only after a time squeeze: one goroutine
+	// wake-up less per burst.
+	Threaded bool
 }
 
 // Handler receives an L3 packet: b.Bytes() starts after the Ethernet header
@@ -52,6 +58,7 @@ type Device struct {
 	gsoMax   int // longest super-frame the link segments; 0: none
 	sysctls  *Sysctls
 	clk      clock.Clock
+	threaded bool
 	shards   []*shard
 	hashSeed uint32
 	handlers []handlerEntry // written before Start only
@@ -83,6 +90,7 @@ func New(link driver.Link, cfg Config) *Device {
 		gsoMax:   driver.GSOMax(link),
 		sysctls:  cfg.Sysctls,
 		clk:      cfg.Clock,
+		threaded: cfg.Threaded,
 		hashSeed: rand.Uint32(),
 		quit:     make(chan struct{}),
 	}
@@ -208,14 +216,22 @@ func (d *Device) reader(q int) {
 		} else {
 			b.SetLen(n)
 		}
-		d.Receive(b)
+		d.receive(b, !d.threaded)
 	}
 }
 
 // Receive takes a whole Ethernet frame (and ownership of b), checks it is
-// for us, and queues it on its flow's shard (enqueue_to_backlog). It
+// for us, and queues it on its flow's shard (enqueue_to_backlog) for the
+// shard's worker: it never runs protocol code on the caller's goroutine
+// (netif_rx from a context that must not recurse, as loopback_xmit). It
 // returns false if the frame was dropped; every drop is counted.
 func (d *Device) Receive(b *pkt.Buffer) bool {
+	return d.receive(b, false)
+}
+
+// receive is Receive; with inline, a poll this frame raises runs on the
+// caller's goroutine (see Config.Threaded).
+func (d *Device) receive(b *pkt.Buffer, inline bool) bool {
 	frame := b.Bytes()
 	if len(frame) < ethHeaderLen {
 		d.rxRunt.Add(1)
@@ -240,7 +256,15 @@ func (d *Device) Receive(b *pkt.Buffer) bool {
 	s.rxFrames.Add(1)
 	s.rxBytes.Add(uint64(len(frame)))
 	b.Shard = i
-	return s.enqueueToBacklog(b)
+	queued, raise := s.enqueueToBacklog(b)
+	switch {
+	case !raise:
+	case inline:
+		s.softirq()
+	default:
+		s.wakeWorker()
+	}
+	return queued
 }
 
 // deliver demultiplexes one frame by ethertype (__netif_receive_skb_core).

@@ -3,6 +3,7 @@ package netdev
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"slices"
@@ -115,13 +116,25 @@ func TestHandlerSeesL3PacketAndShard(t *testing.T) {
 // TestFlowOrderAcrossShards sends interleaved frames of 16 flows through a
 // 4-queue pipe into 4 shards: each flow stays on one shard and in order,
 // and the flows spread over several shards.
+// TestFlowOrderAcrossShards: four readers race into four shards, polls
+// run inline on the readers or on the workers and, with a budget of 8
+// frames, change hands between them all the time; each flow still reaches
+// its handler in order, on one shard.
 func TestFlowOrderAcrossShards(t *testing.T) {
+	for _, threaded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("threaded=%v", threaded), func(t *testing.T) { testFlowOrder(t, threaded) })
+	}
+}
+
+func testFlowOrder(t *testing.T, threaded bool) {
 	const flows, perFlow = 16, 500
 	link, peer := newTestPipe(4)
 	defer peer.Close()
 	sc := NewSysctls()
 	sc.MaxBacklog.Store(flows * perFlow)
-	d := New(link, Config{Shards: 4, Sysctls: sc})
+	sc.DevWeight.Store(3)
+	sc.Budget.Store(8)
+	d := New(link, Config{Shards: 4, Sysctls: sc, Threaded: threaded})
 	var mu sync.Mutex
 	next := make([]uint32, flows)
 	shardOf := make([]int, flows)

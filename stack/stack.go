@@ -32,6 +32,11 @@ type Config struct {
 	Clock clock.Clock
 	// Shards is the number of per-CPU input backlogs; 0 means GOMAXPROCS.
 	Shards int
+	// ThreadedNAPI processes every backlog on its shard's worker goroutine
+	// (Linux's threaded NAPI). By default the goroutine reading a link queue
+	// processes an idle backlog itself, as netif_rx runs the softirq on the
+	// raising CPU, and hands over to the worker only after a time squeeze.
+	ThreadedNAPI bool
 	// Sysctls sets knobs by their Linux names before the stack starts, e.g.
 	// {"net.core.somaxconn": "128"}.
 	Sysctls map[string]string
@@ -116,7 +121,7 @@ func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
 	if s.dev != nil {
 		return errors.New("tapstack: attach: a link is already attached")
 	}
-	dev := netdev.New(link, netdev.Config{Shards: s.cfg.Shards, Sysctls: s.netdevSysctls, Clock: s.clk, Log: s.log})
+	dev := netdev.New(link, netdev.Config{Shards: s.cfg.Shards, Threaded: s.cfg.ThreadedNAPI, Sysctls: s.netdevSysctls, Clock: s.clk, Log: s.log})
 	ip := ipv4.New(dev, ipv4.Config{Sysctls: s.ipSysctls, Clock: s.clk, Log: s.log})
 	if err := ip.AddAddress(addr); err != nil {
 		ip.Close()

@@ -299,13 +299,18 @@ func (c *Conn) ourFinAcked() {
 func (c *Conn) rcvFin(out *outBatch) {
 	c.rcvNxt = c.rcvNxt.add(1)
 	c.finRcvd = true
-	c.ackNow = true
+	c.ackPending = true // inet_csk_schedule_ack
 	switch c.state {
 	case StateEstablished:
+		// The application will most likely close now: delay the ACK so
+		// that it rides on our FIN (inet_csk_enter_pingpong_mode).
 		c.setState(StateCloseWait)
+		c.pingpong = true
 	case StateFinWait1:
+		c.ackNow = true
 		c.setState(StateClosing)
 	case StateFinWait2:
+		c.ackNow = true
 		c.enterTimeWait()
 	}
 	c.notifyRead()

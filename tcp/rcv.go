@@ -142,7 +142,7 @@ func (c *Conn) maybeAck(out *outBatch) {
 	if !c.ackPending {
 		return
 	}
-	if c.unackedBytes >= 2*max(c.rcvMss, 536) || c.quickAcks > 0 {
+	if c.unackedBytes >= 2*max(c.rcvMss, 536) || (c.quickAcks > 0 && !c.pingpong) {
 		if c.quickAcks > 0 {
 			c.quickAcks--
 		}

@@ -127,6 +127,7 @@ type Conn struct {
 	// Delayed ACK (Linux icsk_ack).
 	ackPending   bool
 	quickAcks    int
+	pingpong     bool // interactive: ACKs wait to ride on data (ICSK_ACK pingpong)
 	unackedBytes int
 	ackNow       bool
 

@@ -54,8 +54,8 @@ func TestSegmentsLeaveInBuildOrder(t *testing.T) {
 		{
 			name: "receive path first",
 			first: func(h *harness, c *Conn, irs, tsv uint32) {
-				// The peer's FIN: the stack ACKs it at once.
-				h.inject(seg{src: 5000, dst: 80, seq: irs + 1, ack: uint32(c.iss) + 1, flags: fA | fF,
+				// The peer's first data: quickack mode ACKs it at once.
+				h.inject(seg{src: 5000, dst: 80, seq: irs + 1, ack: uint32(c.iss) + 1, flags: fA | fP, data: []byte("y"),
 					opts: &wire.TCPOptions{WScale: -1, HasTS: true, TSVal: tsv}})
 			},
 			second: func(h *harness, c *Conn, irs, tsv uint32) { c.Close() },

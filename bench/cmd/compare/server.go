@@ -14,6 +14,8 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,6 +126,13 @@ func runServer(f serverFlags) error {
 	}
 	defer closeStack()
 	defer ln.Close()
+	if dir := os.Getenv("COMPARE_PROFILE_DIR"); dir != "" {
+		stop, err := startProfile(dir, f.stack+"-"+f.mode)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	out := bufio.NewWriter(os.Stdout)
 	rssBefore := settledRSS()
@@ -249,4 +258,36 @@ func readRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// startProfile writes a CPU profile and an execution trace of this server
+// run into dir (set COMPARE_PROFILE_DIR to get them), for "where does the
+// time go" questions; the returned func stops both.
+func startProfile(dir, name string) (func(), error) {
+	cpu, err := os.CreateTemp(dir, name+"-*.cpu.pprof")
+	if err != nil {
+		return nil, err
+	}
+	tr, err := os.Create(strings.TrimSuffix(cpu.Name(), ".cpu.pprof") + ".trace")
+	if err != nil {
+		cpu.Close()
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		cpu.Close()
+		tr.Close()
+		return nil, err
+	}
+	if err := trace.Start(tr); err != nil {
+		pprof.StopCPUProfile()
+		cpu.Close()
+		tr.Close()
+		return nil, err
+	}
+	return func() {
+		trace.Stop()
+		pprof.StopCPUProfile()
+		cpu.Close()
+		tr.Close()
+	}, nil
 }
