@@ -39,6 +39,22 @@ type LargeFrameLink interface {
 	MaxFrameSize() int
 }
 
+// RxInfo is what a link knows of a received frame beyond its bytes.
+type RxInfo struct {
+	// ChecksumValid: the frame's TCP/UDP checksum need not be verified
+	// (Linux CHECKSUM_UNNECESSARY; or CHECKSUM_PARTIAL, a frame the local
+	// kernel built and never checksummed, whose checksum field then holds
+	// only the pseudo-header sum).
+	ChecksumValid bool
+}
+
+// RxInfoLink is a link that tells, per frame, what it knows (RxInfo).
+// netdev prefers ReadFrameInfo to ReadFrame when a link has it.
+type RxInfoLink interface {
+	// ReadFrameInfo is ReadFrame that also returns the frame's RxInfo.
+	ReadFrameInfo(q int, b []byte) (int, RxInfo, error)
+}
+
 // GSOLink is a link that segments TCP/IPv4 super-frames itself (TSO): the
 // stack hands it one frame of up to GSOMax bytes and the MSS to cut it at.
 type GSOLink interface {

@@ -36,6 +36,10 @@ type fakePeer struct {
 	kPort   uint16 // the kernel's
 	snd     uint32 // our next sequence number
 	rcv     uint32 // next byte expected from the kernel
+	// withInfo reads through ReadFrameInfo (the link must be a
+	// driver.RxInfoLink); info is the last frame's.
+	withInfo bool
+	info     driver.RxInfo
 }
 
 // kernelTCPPeer sets up the namespace side of link (device dev) and
@@ -60,7 +64,13 @@ func (p *fakePeer) nextFrame() []byte {
 	p.dog.Reset(10 * time.Second)
 	defer p.dog.Stop()
 	for {
-		n, err := p.link.ReadFrame(0, p.buf)
+		var n int
+		var err error
+		if p.withInfo {
+			n, p.info, err = p.link.(driver.RxInfoLink).ReadFrameInfo(0, p.buf)
+		} else {
+			n, err = p.link.ReadFrame(0, p.buf)
+		}
 		if err != nil {
 			p.t.Fatalf("no frame from the kernel: %v", err)
 		}

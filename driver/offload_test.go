@@ -106,6 +106,50 @@ func TestOffloadTAPReceivesTSOStream(t *testing.T) {
 	}
 }
 
+// TestOffloadTAPReadFrameInfoTrustsPartialChecksums: through ReadFrameInfo
+// the kernel's super-frames arrive as it built them, CHECKSUM_PARTIAL: the
+// TCP checksum field holds only the pseudo-header sum (so a verifier would
+// reject them) and RxInfo.ChecksumValid says not to verify; the bytes are
+// still the client's.
+func TestOffloadTAPReadFrameInfoTrustsPartialChecksums(t *testing.T) {
+	ns := netnstest.New(t)
+	tap := openOffload(t, ns, "tso0", 1)
+	p := kernelTCPPeer(t, ns, "tso0", tap, 5001)
+	conn := dialKernel(t, ns, p)
+	p.withInfo = true
+	want := pattern(1 << 20)
+	go func() { conn.Write(want) }()
+
+	var got []byte
+	partial, super := 0, 0
+	for len(got) < len(want) {
+		frame, _, tcp := p.next()
+		if len(tcp.Payload) == 0 {
+			continue
+		}
+		if !p.info.ChecksumValid {
+			t.Fatalf("data frame of %d bytes without ChecksumValid", len(frame))
+		}
+		if !tcpChecksumOK(frame) {
+			partial++
+		}
+		if len(frame) > 1514 {
+			super++
+		}
+		if tcp.Seq == p.rcv {
+			got = append(got, tcp.Payload...)
+			p.rcv += uint32(len(tcp.Payload))
+		}
+		p.ack()
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("received stream differs from what the kernel client sent")
+	}
+	if partial == 0 || super == 0 {
+		t.Fatalf("%d frames with a partial checksum, %d super-frames: the kernel's CHECKSUM_PARTIAL did not reach us", partial, super)
+	}
+}
+
 // TestOffloadTAPSendsGSO: after the handshake the fake peer writes one
 // 20000-byte super-frame with WriteGSO (mss 1448, no TCP checksum of its
 // own); the kernel socket reads all of it.

@@ -15,6 +15,7 @@ const vnetHdrLen = 12
 // virtio_net_hdr flags and gso_type values (include/uapi/linux/virtio_net.h).
 const (
 	vnetFlagNeedsCsum = 0x01
+	vnetFlagDataValid = 0x02
 	vnetGSONone       = 0x00
 	vnetGSOTCPv4      = 0x01
 	vnetGSOECN        = 0x80
@@ -45,6 +46,15 @@ var (
 // does: the field at csum_start+csum_offset already holds the pseudo-header
 // sum, so the one's-complement sum from csum_start on, folded and
 // complemented, is the checksum (0 sent as 0xffff, CSUM_MANGLED_0).
+// partialChecksumInFrame reports whether a NEEDS_CSUM header's checksum
+// range lies inside a frame of n bytes (DATA_VALID needs no range).
+func partialChecksumInFrame(h vnetHdr, n int) bool {
+	if h.flags()&vnetFlagNeedsCsum == 0 {
+		return true
+	}
+	return h.csumStart()+h.csumOffset()+2 <= n
+}
+
 func completeChecksum(h vnetHdr, frame []byte) error {
 	if h.flags()&vnetFlagNeedsCsum == 0 {
 		return nil

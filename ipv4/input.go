@@ -64,15 +64,16 @@ func (l *Layer) ipInput(b *pkt.Buffer) {
 			return
 		}
 		defer whole.Release()
-		h = wire.IPv4(whole.Bytes())
+		l.localDeliver(wire.IPv4(whole.Bytes()), kind, b.Shard, false)
+		return
 	}
-	l.localDeliver(h, kind, b.Shard)
+	l.localDeliver(h, kind, b.Shard, b.ChecksumValid)
 }
 
 // localDeliver is ip_local_deliver_finish / ip_protocol_deliver_rcu.
-func (l *Layer) localDeliver(h wire.IPv4, kind addrKind, shard int) {
+func (l *Layer) localDeliver(h wire.IPv4, kind addrKind, shard int, csumValid bool) {
 	p := Packet{Src: h.Src(), Dst: h.Dst(), TOS: h.TOS(), TTL: h.TTL(),
-		Payload: h.Payload(), Header: h.Header(), Shard: shard}
+		Payload: h.Payload(), Header: h.Header(), Shard: shard, ChecksumValid: csumValid}
 	proto := h.Protocol()
 	hp := l.protos[proto].Load()
 	if proto == wire.IPProtocolICMP {

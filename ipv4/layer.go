@@ -42,6 +42,9 @@ type Packet struct {
 	Payload  []byte // transport header and data
 	Header   []byte // the IPv4 header, options included
 	Shard    int    // netdev shard the packet was received on
+	// ChecksumValid: the link vouched for the transport checksum
+	// (CHECKSUM_UNNECESSARY); never set on a reassembled packet.
+	ChecksumValid bool
 }
 
 // ControlMessage is an ICMP error that quotes a packet we sent.

@@ -51,6 +51,7 @@ type SoftnetStat struct {
 // Device is an Ethernet device over a driver.Link.
 type Device struct {
 	link     driver.Link
+	rxInfo   driver.RxInfoLink // link, when it tells what it knows of a frame
 	mac      net.HardwareAddr
 	macKey   [6]byte
 	mtu      int
@@ -94,6 +95,7 @@ func New(link driver.Link, cfg Config) *Device {
 		hashSeed: rand.Uint32(),
 		quit:     make(chan struct{}),
 	}
+	d.rxInfo, _ = link.(driver.RxInfoLink)
 	d.evBacklogDrop = cfg.Log.Event(slog.LevelWarn, "netdev backlog full, dropping frames (raise net.core.netdev_max_backlog?)")
 	copy(d.macKey[:], d.mac)
 	if d.sysctls == nil {
@@ -195,7 +197,7 @@ func (d *Device) reader(q int) {
 		if b == nil {
 			b = pkt.GetRx(d.maxFrame)
 		}
-		n, err := d.link.ReadFrame(q, b.Store())
+		n, info, err := d.readFrame(q, b.Store())
 		if err != nil {
 			b.Release()
 			if d.closing.Load() || errors.Is(err, net.ErrClosed) {
@@ -216,8 +218,19 @@ func (d *Device) reader(q int) {
 		} else {
 			b.SetLen(n)
 		}
+		b.ChecksumValid = info.ChecksumValid
 		d.receive(b, !d.threaded)
 	}
+}
+
+// readFrame reads one frame from link queue q, with what the link knows of
+// it when it can tell (driver.RxInfoLink).
+func (d *Device) readFrame(q int, b []byte) (int, driver.RxInfo, error) {
+	if d.rxInfo != nil {
+		return d.rxInfo.ReadFrameInfo(q, b)
+	}
+	n, err := d.link.ReadFrame(q, b)
+	return n, driver.RxInfo{}, err
 }
 
 // Receive takes a whole Ethernet frame (and ownership of b), checks it is

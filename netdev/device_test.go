@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/tapstack/tapstack/driver"
 	"net"
 	"runtime"
 	"slices"
@@ -294,5 +295,52 @@ func TestCountersOrder(t *testing.T) {
 		"SoftnetProcessed", "SoftnetDropped", "SoftnetTimeSqueeze"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("names %v", names)
+	}
+}
+
+// vouchingLink marks every frame it reads with RxInfo.ChecksumValid, as the
+// offload TAP does for the kernel's CHECKSUM_PARTIAL frames.
+type vouchingLink struct{ *driver.PipeEnd }
+
+func (l vouchingLink) ReadFrameInfo(q int, b []byte) (int, driver.RxInfo, error) {
+	n, err := l.ReadFrame(q, b)
+	return n, driver.RxInfo{ChecksumValid: n%2 == 0}, err
+}
+
+// TestReaderCarriesRxInfo: what the link vouches for reaches the handler on
+// the buffer (ChecksumValid), frame by frame, and a plain link vouches for
+// nothing.
+func TestReaderCarriesRxInfo(t *testing.T) {
+	for _, vouch := range []bool{false, true} {
+		link, peer := newTestPipe(1)
+		var l driver.Link = link
+		if vouch {
+			l = vouchingLink{link}
+		}
+		d := New(l, Config{Shards: 1})
+		got := make(chan [2]int, 8)
+		d.Handle(etherTypeIPv4, func(b *pkt.Buffer) {
+			v := 0
+			if b.ChecksumValid {
+				v = 1
+			}
+			got <- [2]int{len(b.Bytes()) + ethHeaderLen, v}
+		})
+		d.Start()
+		even, odd := flowFrame(1, 1), append(flowFrame(1, 2), 0)
+		for _, f := range [][]byte{even, odd} {
+			if err := peer.WriteFrame(0, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range [][]byte{even, odd} {
+			g := <-got
+			want := vouch && len(f)%2 == 0
+			if g[0] != len(f) || (g[1] == 1) != want {
+				t.Errorf("vouching link %v: frame of %d bytes arrived as %d bytes, ChecksumValid %v, want %v", vouch, len(f), g[0], g[1] == 1, want)
+			}
+		}
+		d.Close()
+		peer.Close()
 	}
 }

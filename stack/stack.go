@@ -129,6 +129,10 @@ func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
 		return fmt.Errorf("tapstack: attach: %w", err)
 	}
 	ip.RegisterProtocol(wire.IPProtocolTCP, func(p ipv4.Packet) {
+		if p.ChecksumValid {
+			s.tcp.DeliverChecksummed(p.Src, p.Dst, p.Payload, p.Shard)
+			return
+		}
 		s.tcp.Deliver(p.Src, p.Dst, p.Payload, p.Shard)
 	})
 	ip.RegisterControl(wire.IPProtocolTCP, func(m ipv4.ControlMessage) {

@@ -35,6 +35,9 @@ type Buffer struct {
 	// (Linux's lo): it may carry a local source address, which on a frame
 	// from the wire is a martian.
 	Loopback bool
+	// ChecksumValid marks a received frame whose transport checksum the
+	// link vouches for (Linux CHECKSUM_UNNECESSARY): TCP skips verifying it.
+	ChecksumValid bool
 }
 
 // Get returns an empty buffer able to hold Headroom+n bytes, with its window
@@ -48,7 +51,7 @@ func Get(n int) *Buffer {
 	} else {
 		b = &Buffer{store: make([]byte, n+Headroom)}
 	}
-	b.start, b.end, b.Shard, b.Loopback = Headroom, Headroom, 0, false
+	b.start, b.end, b.Shard, b.Loopback, b.ChecksumValid = Headroom, Headroom, 0, false, false
 	return b
 }
 
