@@ -2,14 +2,12 @@ package driver
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,9 +28,7 @@ type OffloadTAP struct {
 	mac    net.HardwareAddr
 	mtu    int
 
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
+	life tapLife
 
 	rxBad, rxGSO, txGSO atomic.Uint64
 }
@@ -70,6 +66,7 @@ func OpenTAPOffload(name string, queues int) (*OffloadTAP, error) {
 		return nil, fmt.Errorf("driver: open offload tap %q: %d queues", name, queues)
 	}
 	t := &OffloadTAP{name: name, mac: RandomMAC(), mtu: 1500}
+	t.life.kind = "offload tap"
 	for q := range queues {
 		oq, ifname, err := openOffloadQueue(t.name, queues > 1)
 		if err != nil {
@@ -132,39 +129,17 @@ func openOffloadQueue(name string, multi bool) (*offloadQueue, string, error) {
 
 // readv is the RawConn.Read callback: false asks the poller to wait.
 func (q *offloadQueue) readv(fd uintptr) bool {
-	for {
-		n, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&q.riov[0])), 2)
-		switch errno {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		case 0:
-			q.rn, q.rerr = int(n), nil
-		default:
-			q.rn, q.rerr = 0, errno
-		}
-		return true
-	}
+	n, err, again := iovSyscall(unix.SYS_READV, fd, &q.riov)
+	q.rn, q.rerr = n, err
+	return !again
 }
 
 // writev is the RawConn.Write callback; a TAP write sends the whole frame
 // or fails.
 func (q *offloadQueue) writev(fd uintptr) bool {
-	for {
-		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&q.wiov[0])), 2)
-		switch errno {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		case 0:
-			q.werr = nil
-		default:
-			q.werr = errno
-		}
-		return true
-	}
+	_, err, again := iovSyscall(unix.SYS_WRITEV, fd, &q.wiov)
+	q.werr = err
+	return !again
 }
 
 // Name is the kernel's interface name.
@@ -321,22 +296,11 @@ func truncated(h vnetHdr, frame []byte) bool {
 }
 
 func (t *OffloadTAP) ioError(op string, q int, err error) error {
-	if t.closed.Load() || errors.Is(err, os.ErrClosed) {
-		return net.ErrClosed
-	}
-	return fmt.Errorf("driver: offload tap %s queue %d %s: %w", t.name, q, op, err)
+	return t.life.ioError(t.name, op, q, err)
 }
 
 // Close closes every queue, which unblocks their readers (they get
 // net.ErrClosed) and removes the device. It is idempotent.
 func (t *OffloadTAP) Close() error {
-	t.closeOnce.Do(func() {
-		t.closed.Store(true)
-		for _, q := range t.queues {
-			if err := q.file.Close(); err != nil && t.closeErr == nil {
-				t.closeErr = fmt.Errorf("driver: close offload tap %s: %w", t.name, err)
-			}
-		}
-	})
-	return t.closeErr
+	return t.life.closeQueues(t.name, len(t.queues), func(q int) error { return t.queues[q].file.Close() })
 }

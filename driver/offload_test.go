@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"io"
 	"net"
 	"os/exec"
@@ -244,35 +243,7 @@ func TestOffloadTAPMultiQueueClose(t *testing.T) {
 		t.Fatalf("not multi-queue:\n%s", out)
 	}
 	ns.LinkUp("tso3")
-	errc := make(chan error, 4)
-	for q := range 4 {
-		go func() {
-			buf := make([]byte, driver.MaxGSOFrameSize)
-			for {
-				if _, err := tap.ReadFrame(q, buf); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-	}
-	time.Sleep(50 * time.Millisecond)
-	if err := tap.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for range 4 {
-		select {
-		case err := <-errc:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Fatalf("reader got %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("Close left a reader blocked")
-		}
-	}
-	if err := tap.WriteFrame(0, make([]byte, 60)); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("write after Close: %v", err)
-	}
+	checkCloseUnblocksReaders(t, tap, 4, driver.MaxGSOFrameSize)
 	if _, err := ns.IP("link", "show", "tso3"); err == nil {
 		t.Fatal("device still exists after Close")
 	}

@@ -1,12 +1,8 @@
 package driver
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"os"
-	"sync"
-	"sync/atomic"
 
 	"github.com/songgao/water"
 )
@@ -21,9 +17,7 @@ type TAP struct {
 	mac    net.HardwareAddr
 	mtu    int
 
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
+	life tapLife
 }
 
 var _ Link = (*TAP)(nil)
@@ -38,6 +32,7 @@ func OpenTAP(name string, queues int) (*TAP, error) {
 		return nil, fmt.Errorf("driver: open tap %q: %d queues", name, queues)
 	}
 	t := &TAP{name: name, mac: RandomMAC(), mtu: 1500}
+	t.life.kind = "tap"
 	for q := range queues {
 		cfg := water.Config{DeviceType: water.TAP}
 		cfg.Name = t.name
@@ -93,22 +88,11 @@ func (t *TAP) WriteFrame(q int, b []byte) error {
 }
 
 func (t *TAP) ioError(op string, q int, err error) error {
-	if t.closed.Load() || errors.Is(err, os.ErrClosed) {
-		return net.ErrClosed
-	}
-	return fmt.Errorf("driver: tap %s queue %d %s: %w", t.name, q, op, err)
+	return t.life.ioError(t.name, op, q, err)
 }
 
 // Close closes every queue, which unblocks their readers (they get
 // net.ErrClosed) and removes the device. It is idempotent.
 func (t *TAP) Close() error {
-	t.closeOnce.Do(func() {
-		t.closed.Store(true)
-		for _, q := range t.queues {
-			if err := q.Close(); err != nil && t.closeErr == nil {
-				t.closeErr = fmt.Errorf("driver: close tap %s: %w", t.name, err)
-			}
-		}
-	})
-	return t.closeErr
+	return t.life.closeQueues(t.name, len(t.queues), func(q int) error { return t.queues[q].Close() })
 }

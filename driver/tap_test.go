@@ -144,11 +144,25 @@ func TestTAPMultiQueueWriteAndRead(t *testing.T) {
 // readers and removes the device.
 func TestTAPCloseUnblocksReaders(t *testing.T) {
 	ns, tap := openKernelPeer(t, 2)
-	errc := make(chan error, 2)
-	for q := range 2 {
+	checkCloseUnblocksReaders(t, tap, 2, 2048)
+	if _, err := ns.IP("link", "show", "tst0"); err == nil {
+		t.Fatal("device still exists after Close")
+	}
+	if err := tap.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+}
+
+// checkCloseUnblocksReaders blocks a reader on each of link's queues, closes
+// link and checks that every reader and a later write get net.ErrClosed.
+func checkCloseUnblocksReaders(t *testing.T, link driver.Link, queues, bufSize int) {
+	t.Helper()
+	errc := make(chan error, queues)
+	for q := range queues {
 		go func() { // the kernel may send IPv6 chatter first
+			buf := make([]byte, bufSize)
 			for {
-				if _, err := tap.ReadFrame(q, make([]byte, 2048)); err != nil {
+				if _, err := link.ReadFrame(q, buf); err != nil {
 					errc <- err
 					return
 				}
@@ -156,10 +170,10 @@ func TestTAPCloseUnblocksReaders(t *testing.T) {
 		}()
 	}
 	time.Sleep(50 * time.Millisecond)
-	if err := tap.Close(); err != nil {
+	if err := link.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for range 2 {
+	for range queues {
 		select {
 		case err := <-errc:
 			if !errors.Is(err, net.ErrClosed) {
@@ -169,13 +183,7 @@ func TestTAPCloseUnblocksReaders(t *testing.T) {
 			t.Fatal("Close left a reader blocked")
 		}
 	}
-	if err := tap.WriteFrame(0, make([]byte, 60)); !errors.Is(err, net.ErrClosed) {
+	if err := link.WriteFrame(0, make([]byte, 60)); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write after Close: %v", err)
-	}
-	if _, err := ns.IP("link", "show", "tst0"); err == nil {
-		t.Fatal("device still exists after Close")
-	}
-	if err := tap.Close(); err != nil {
-		t.Fatal("second Close:", err)
 	}
 }

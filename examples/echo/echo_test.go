@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
+	"github.com/tapstack/tapstack/examples/internal/cmdtest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,18 +16,13 @@ import (
 
 // The tests run the real command: this test binary re-executed with
 // TAPSTACK_ECHO_MAIN=1 runs main() with the given flags.
+const mainEnv = "TAPSTACK_ECHO_MAIN"
+
 func TestMain(m *testing.M) {
-	if os.Getenv("TAPSTACK_ECHO_MAIN") == "1" {
-		main()
+	if cmdtest.Main(mainEnv, main) {
 		return
 	}
 	os.Exit(m.Run())
-}
-
-func echoCommand(args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "TAPSTACK_ECHO_MAIN=1")
-	return cmd
 }
 
 func TestBadFlagsExit2(t *testing.T) {
@@ -38,7 +33,7 @@ func TestBadFlagsExit2(t *testing.T) {
 		{"-addr", "10.0.0.300/24"},
 		{"-port", "70000"},
 	} {
-		cmd := echoCommand(args...)
+		cmd := cmdtest.Command(mainEnv, args...)
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
 		if !errorsAs(err, &ee) || ee.ExitCode() != 2 {
@@ -56,43 +51,12 @@ func errorsAs(err error, target **exec.ExitError) bool {
 	return ok
 }
 
-// syncBuffer collects a child's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // README's main job: the echo server on a TAP answers ping and echoes TCP,
 // and prints its counters and sockets on SIGUSR1 and at exit.
 func TestEchoOnTAP(t *testing.T) {
 	ns := netnstest.New(t)
-	var out syncBuffer
 	pcap := filepath.Join(t.TempDir(), "echo.pcap")
-	cmd := echoCommand("-netns", ns.Name(), "-tap", "tap0", "-port", "7", "-pcap", pcap)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "TCP echo on port 7") {
-		if time.Now().After(deadline) {
-			t.Fatalf("echo did not start:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	echo := cmdtest.Start(t, mainEnv, "TCP echo on port 7", "-netns", ns.Name(), "-tap", "tap0", "-port", "7", "-pcap", pcap)
 
 	ping, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2")
 	if err != nil || !strings.Contains(ping, "3 packets transmitted, 3 received") {
@@ -104,18 +68,9 @@ func TestEchoOnTAP(t *testing.T) {
 		t.Fatalf("nc echo: %v: %q", err, got)
 	}
 
-	cmd.Process.Signal(syscall.SIGUSR1)
-	for !strings.Contains(out.String(), "IcmpInEchos") || !strings.Contains(out.String(), "LISTEN") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no report after SIGUSR1:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("echo exit: %v\n%s", err, out.String())
-	}
-	report := out.String()
+	echo.Cmd.Process.Signal(syscall.SIGUSR1)
+	echo.WaitFor(20*time.Second, "IcmpInEchos", "LISTEN")
+	report := echo.Stop()
 	for _, want := range []string{"IcmpInEchos                      3 ", "TcpPassiveOpens                  1 ", "10.0.0.2:7"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
