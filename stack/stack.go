@@ -192,6 +192,29 @@ func (n *network) Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error 
 	return ip.Output(src, dst, proto, b)
 }
 
+// OutputGSO sends a TCP super-segment for the device to cut at mss. Without
+// TSO it hands b back with tcp.ErrNoGSO (checked here, before the IPv4
+// layer would consume b) so that TCP segments it in software.
+func (n *network) OutputGSO(src, dst netip.Addr, proto uint8, b *pkt.Buffer, mss int) error {
+	ip := (*Stack)(n).ipLayer()
+	if ip == nil {
+		b.Release()
+		return ErrNoLink
+	}
+	if ip.GSOMax() == 0 {
+		return tcp.ErrNoGSO
+	}
+	return ip.OutputGSO(src, dst, proto, b, mss)
+}
+
+// GSOMax is the IPv4 layer's super-packet limit, 0 without a link or TSO.
+func (n *network) GSOMax() int {
+	if ip := (*Stack)(n).ipLayer(); ip != nil {
+		return ip.GSOMax()
+	}
+	return 0
+}
+
 func (n *network) Route(dst netip.Addr) (netip.Addr, int, error) {
 	ip := (*Stack)(n).ipLayer()
 	if ip == nil {

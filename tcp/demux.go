@@ -138,7 +138,7 @@ func (s *Stack) sendBare(src, dst netip.Addr, f *wire.TCPFields, o *wire.TCPOpti
 	}
 	wire.TCP(h).SetChecksum(wire.TCPChecksum(src, dst, h))
 	s.mib.inc(cOutSegs)
-	out.push(src, dst, b)
+	out.push(src, dst, b, 0)
 }
 
 // insert adds c to the established hash; it fails when the 4-tuple is

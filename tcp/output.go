@@ -98,6 +98,14 @@ func (c *Conn) selectWindow(syn bool) uint16 {
 // of the send buffer (plus SYN/FIN flags) and queues it on out (Linux
 // __tcp_transmit_skb). Every segment but the first SYN carries an ACK.
 func (c *Conn) sendSegment(out *outBatch, seq seqnum, n int, flags uint8) {
+	c.sendSuper(out, seq, n, flags, 0)
+}
+
+// sendSuper is sendSegment for a super-segment the device cuts into
+// segments of gso payload bytes when gso is above 0 (a GSO skb): its
+// checksum is left to the device, and it counts as the segments it becomes
+// (tcp_skb_pcount).
+func (c *Conn) sendSuper(out *outBatch, seq seqnum, n int, flags uint8, gso int) {
 	var o wire.TCPOptions
 	syn := flags&wire.TCPFlagSYN != 0
 	if syn {
@@ -124,11 +132,20 @@ func (c *Conn) sendSegment(out *outBatch, seq seqnum, n int, flags uint8) {
 	}
 	f.Encode(h)
 	wire.EncodeTCPOptions(h[wire.TCPMinHeaderLen:], &o)
+	if gso > 0 {
+		c.s.mib.add(cOutSegs, uint64(pcount(n, gso)))
+		out.push(c.id.local.Addr(), c.id.remote.Addr(), b, gso)
+		return
+	}
 	seg := b.Bytes()
 	wire.TCP(seg).SetChecksum(wire.TCPChecksum(c.id.local.Addr(), c.id.remote.Addr(), seg))
 	c.s.mib.inc(cOutSegs)
-	out.push(c.id.local.Addr(), c.id.remote.Addr(), b)
+	out.push(c.id.local.Addr(), c.id.remote.Addr(), b, 0)
 }
+
+// pcount is how many wire segments n payload bytes cut at mss make
+// (tcp_skb_pcount).
+func pcount(n, mss int) int { return max((n+mss-1)/mss, 1) }
 
 // ackSent clears the delayed-ACK state once any ACK leaves (Linux
 // tcp_event_ack_sent).
@@ -167,8 +184,16 @@ func (c *Conn) sendChallengeAck(out *outBatch) {
 // sendMSS is the payload that fits in the next segment: the MSS less the
 // SACK option it will carry (Linux tcp_current_mss).
 func (c *Conn) sendMSS() int {
+	if l := c.sackOptLen(); l > 0 {
+		return max(c.mss-l, 64)
+	}
+	return c.mss
+}
+
+// sackOptLen is the room the SACK blocks of the next segment take.
+func (c *Conn) sackOptLen() int {
 	if !c.sackOn || (len(c.ooo) == 0 && !c.dsackOK) {
-		return c.mss
+		return 0
 	}
 	blocks := len(c.ooo)
 	if c.dsackOK {
@@ -178,7 +203,7 @@ func (c *Conn) sendMSS() int {
 	if c.tsOn {
 		blocks = min(blocks, 3)
 	}
-	return max(c.mss-(4+8*blocks), 64)
+	return 4 + 8*blocks
 }
 
 // dataEnd is the sequence number just past the last byte written.
@@ -195,7 +220,9 @@ func (c *Conn) canSendData() bool {
 
 // xmit sends what the windows allow: retransmissions of segments deemed
 // lost first, then new data (Linux tcp_xmit_retransmit_queue and
-// tcp_write_xmit, with RFC 6675 pipe accounting and Nagle).
+// tcp_write_xmit, with RFC 6675 pipe accounting and Nagle). New data goes
+// in TSO super-segments when the Network can segment (tso.go);
+// retransmissions stay MSS-sized, as the scoreboard hands them out.
 func (c *Conn) xmit(out *outBatch) {
 	if !c.canSendData() {
 		return
@@ -234,6 +261,19 @@ func (c *Conn) xmit(out *outBatch) {
 		avail := c.dataEnd().diff(c.sndNxt)
 		room := c.sndUna.add(c.sndWnd).diff(c.sndNxt)
 		n := min(avail, mss, max(room, 0))
+		gso := 0
+		if n == mss {
+			// A full segment fits: with TSO, as many as the windows allow go
+			// in one super-segment (tcp_write_xmit with tso_segs > 1).
+			if segs := c.tsoSegs(mss); segs > 1 {
+				if c.tsoShouldDefer(mss, segs, pipe, avail, room) {
+					break
+				}
+				if n = c.tsoSplit(mss, segs, pipe, avail, room); n > mss {
+					gso = mss
+				}
+			}
+		}
 		fin := c.finQueued && n == avail
 		if n <= 0 && !fin {
 			if c.ca == caRecovery && c.markRescue() {
@@ -263,10 +303,10 @@ func (c *Conn) xmit(out *outBatch) {
 			flags |= wire.TCPFlagFIN
 		}
 		seq := c.sndNxt
-		c.sendSegment(out, seq, n, flags)
+		c.sendSuper(out, seq, n, flags, gso)
 		c.lastSend = c.s.clock.Now()
 		if n > 0 {
-			c.s.mib.inc(cTCPOrigDataSent)
+			c.s.mib.add(cTCPOrigDataSent, uint64(pcount(n, mss)))
 		}
 		if !c.rttTiming && c.retransStamp.IsZero() {
 			c.rttTiming, c.rttSeq, c.rttStart = true, seq, c.s.clock.Now()

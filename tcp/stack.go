@@ -7,6 +7,7 @@ package tcp
 
 import (
 	"crypto/rand"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -29,6 +30,24 @@ type Network interface {
 	// Route returns the source address and path MTU towards dst.
 	Route(dst netip.Addr) (src netip.Addr, mtu int, err error)
 }
+
+// GSONetwork is a Network that can also send a TCP super-segment for the
+// device to cut into mss-sized segments (TSO). TCP uses it when GSOMax()
+// is above 0, read at every transmit since a link may come later.
+type GSONetwork interface {
+	Network
+	// OutputGSO sends b (TCP header + up to GSOMax()-20-header payload
+	// bytes, checksum not computed) to be cut at mss payload bytes. It
+	// takes ownership of b, except when it fails with an error matching
+	// ErrNoGSO: then nothing was sent and b is left to the caller.
+	OutputGSO(src, dst netip.Addr, proto uint8, b *pkt.Buffer, mss int) error
+	// GSOMax is the longest IPv4 packet OutputGSO accepts; 0: no TSO.
+	GSOMax() int
+}
+
+// ErrNoGSO is the error a GSONetwork's OutputGSO returns (or wraps) when it
+// cannot segment after all; TCP then segments in software.
+var ErrNoGSO = errors.New("tcp: network cannot segment")
 
 // Config configures a Stack.
 type Config struct {
@@ -56,6 +75,7 @@ const ProtoTCP = 6
 type Stack struct {
 	ev       events
 	net      Network
+	gsoNet   GSONetwork // net, if it can send super-segments
 	clock    clock.Clock
 	sys      *Sysctls
 	maxConns int
@@ -86,6 +106,7 @@ type Stack struct {
 // New returns a Stack.
 func New(cfg Config) *Stack {
 	s := &Stack{net: cfg.Network, clock: cfg.Clock, sys: cfg.Sysctls, maxConns: cfg.MaxConnections}
+	s.gsoNet, _ = cfg.Network.(GSONetwork)
 	s.ev = events{
 		synFloodCookies: cfg.Log.Event(slog.LevelWarn, "possible SYN flooding: SYN queue full, sending cookies"),
 		synFloodDrop:    cfg.Log.Event(slog.LevelWarn, "possible SYN flooding: SYN queue full, dropping requests (net.ipv4.tcp_syncookies=0)"),
@@ -147,10 +168,12 @@ func (s *Stack) Close() error {
 	return nil
 }
 
-// outSeg is one built segment waiting to be handed to the Network.
+// outSeg is one built segment waiting to be handed to the Network; a
+// super-segment when gso (its MSS) is above 0.
 type outSeg struct {
 	src, dst netip.Addr
 	b        *pkt.Buffer
+	gso      int
 }
 
 // outBatch collects segments built under a lock so they are sent after
@@ -163,16 +186,16 @@ type outBatch struct {
 
 var morePool = sync.Pool{New: func() any { s := make([]outSeg, 0, 64); return &s }}
 
-func (o *outBatch) push(src, dst netip.Addr, b *pkt.Buffer) {
+func (o *outBatch) push(src, dst netip.Addr, b *pkt.Buffer, gso int) {
 	if o.n < len(o.a) {
-		o.a[o.n] = outSeg{src, dst, b}
+		o.a[o.n] = outSeg{src, dst, b, gso}
 		o.n++
 		return
 	}
 	if o.more == nil {
 		o.more = morePool.Get().(*[]outSeg)
 	}
-	*o.more = append(*o.more, outSeg{src, dst, b})
+	*o.more = append(*o.more, outSeg{src, dst, b, gso})
 }
 
 // flush hands every collected segment to the Network, in order.
@@ -180,15 +203,15 @@ func (s *Stack) flush(o *outBatch) {
 	for i := 0; i < o.n; i++ {
 		seg := o.a[i]
 		o.a[i] = outSeg{}
-		s.net.Output(seg.src, seg.dst, ProtoTCP, seg.b)
+		s.transmit(&seg)
 	}
 	o.n = 0
 	if o.more == nil {
 		return
 	}
 	m := *o.more
-	for i, seg := range m {
-		s.net.Output(seg.src, seg.dst, ProtoTCP, seg.b)
+	for i := range m {
+		s.transmit(&m[i])
 		m[i] = outSeg{}
 	}
 	*o.more = m[:0]

@@ -56,7 +56,7 @@ func (c *Conn) sendQueued() {
 		t.q = t.spare[:0]
 		t.mu.Unlock()
 		for i := range q {
-			c.s.net.Output(q[i].src, q[i].dst, ProtoTCP, q[i].b)
+			c.s.transmit(&q[i])
 			q[i] = outSeg{}
 		}
 		t.mu.Lock()

@@ -31,9 +31,9 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | cps | rtt | hold | flood")
+	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | download | cps | rtt | hold | flood")
 	fs.StringVar(&f.target, "client-target", "", "internal: server addr:port")
-	fs.IntVar(&f.n, "client-n", 0, "internal: MB (bulk), pings (rtt), connections (hold), legit connects (flood)")
+	fs.IntVar(&f.n, "client-n", 0, "internal: MB (bulk, download), pings (rtt), connections (hold), legit connects (flood)")
 	fs.IntVar(&f.conc, "client-conc", 1, "internal: client goroutines")
 	fs.DurationVar(&f.dur, "client-duration", time.Second, "internal: duration (cps)")
 	fs.DurationVar(&f.timeout, "client-timeout", 2*time.Second, "internal: per-connection timeout")
@@ -56,6 +56,8 @@ func runClient(f clientFlags) error {
 	switch f.workload {
 	case "bulk":
 		r, err = clientBulk(target, f)
+	case "download":
+		r, err = clientDownload(target, f)
 	case "cps":
 		r, err = clientCPS(target, f)
 	case "rtt":
@@ -107,6 +109,42 @@ func clientBulk(target netip.AddrPort, f clientFlags) (clientResult, error) {
 	elapsed := time.Since(start)
 	if got := int64(binary.BigEndian.Uint64(ack[:])); got != total {
 		return clientResult{}, fmt.Errorf("bulk: server received %d of %d bytes", got, total)
+	}
+	return clientResult{Metrics: map[string]float64{"gbps": float64(total*8) / elapsed.Seconds() / 1e9}}, nil
+}
+
+// clientDownload asks the server for n MB on one connection (an 8-byte
+// count) and reads until it has them all or EOF: bulk in reverse, so the
+// stack under test is the sender.
+func clientDownload(target netip.AddrPort, f clientFlags) (clientResult, error) {
+	c, err := net.DialTimeout("tcp4", target.String(), 5*time.Second)
+	if err != nil {
+		return clientResult{}, err
+	}
+	defer c.Close()
+	total := int64(f.n) << 20
+	_ = c.SetDeadline(time.Now().Add(120 * time.Second))
+	start := time.Now()
+	var req [8]byte
+	binary.BigEndian.PutUint64(req[:], uint64(total))
+	if _, err := c.Write(req[:]); err != nil {
+		return clientResult{}, err
+	}
+	buf := make([]byte, 256<<10)
+	got := int64(0)
+	for got < total {
+		n, err := c.Read(buf)
+		got += int64(n)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return clientResult{}, fmt.Errorf("download read after %d bytes: %w", got, err)
+		}
+	}
+	elapsed := time.Since(start)
+	if got != total {
+		return clientResult{}, fmt.Errorf("download: received %d of %d bytes", got, total)
 	}
 	return clientResult{Metrics: map[string]float64{"gbps": float64(total*8) / elapsed.Seconds() / 1e9}}, nil
 }

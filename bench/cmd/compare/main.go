@@ -14,6 +14,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -31,6 +33,8 @@ type Options struct {
 	Out      string
 	// MaxServerRSS (MB) kills a server whose memory runs away (0 = no cap).
 	MaxServerRSS int64
+	// GOMAXPROCS per stack for its server processes (absent: the Go default).
+	GOMAXPROCS map[string]int
 }
 
 func main() {
@@ -41,6 +45,7 @@ func main() {
 		cli    clientFlags
 		o      Options
 		only   = flag.String("only", "", "comma-separated workloads (default all): "+strings.Join(workloadNames(), ","))
+		gmp    = flag.String("gomaxprocs", "", "per-stack GOMAXPROCS of the server processes, e.g. tapstack=1 (default: Go's, one per CPU)")
 		stacks = flag.String("stacks", "", "comma-separated stacks (default all available): "+strings.Join(stackNames(), ","))
 	)
 	flag.IntVar(&o.Rounds, "rounds", 3, "rounds; each round runs every workload on every stack, interleaved")
@@ -64,6 +69,9 @@ func main() {
 	default:
 		o.Only = splitList(*only)
 		o.Stacks = splitList(*stacks)
+		if o.GOMAXPROCS, err = parseGOMAXPROCS(*gmp); err != nil {
+			break
+		}
 		err = orchestrate(o, os.Args)
 	}
 	if err != nil {
@@ -80,4 +88,18 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// parseGOMAXPROCS reads -gomaxprocs: comma-separated stack=N.
+func parseGOMAXPROCS(s string) (map[string]int, error) {
+	m := map[string]int{}
+	for _, kv := range splitList(s) {
+		name, v, ok := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 1 || !slices.Contains(stackNames(), name) {
+			return nil, fmt.Errorf("-gomaxprocs %q: want stack=N with N ≥ 1 and a stack among %v", kv, stackNames())
+		}
+		m[name] = n
+	}
+	return m, nil
 }

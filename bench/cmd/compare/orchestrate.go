@@ -122,8 +122,9 @@ type child struct {
 	topo  *topology
 }
 
-func startChild(topo *topology, ns, self, tag string, args ...string) (*child, error) {
+func startChild(topo *topology, ns, self, tag string, env []string, args ...string) (*child, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, self}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	// If compare dies, its children die too (survives the exec by ip).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
@@ -193,7 +194,11 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (ma
 		hold = w.Hold(o)
 		srvArgs = append(srvArgs, "-server-expect", strconv.Itoa(hold))
 	}
-	srv, err := startChild(topo, srvNS, self, "server "+d.Name, srvArgs...)
+	var env []string
+	if n, ok := o.GOMAXPROCS[d.Name]; ok {
+		env = append(env, gomaxprocsEnv(d.Name)+"="+strconv.Itoa(n))
+	}
+	srv, err := startChild(topo, srvNS, self, "server "+d.Name, env, srvArgs...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -231,7 +236,7 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (ma
 	}
 
 	cliArgs := append([]string{"-client", "-client-target", d.serverAddr().String()}, w.ClientArgs(o)...)
-	cli, err := startChild(topo, cliNS, self, "client "+d.Name, cliArgs...)
+	cli, err := startChild(topo, cliNS, self, "client "+d.Name, nil, cliArgs...)
 	if err != nil {
 		close(stopSampler)
 		return nil, "", err

@@ -138,7 +138,7 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 		"(after GC) for the userspace stacks; for the kernel, process delta plus half the Slab delta (both ends' sockets). "+
 		"Flood: spoofed sources from %v, routed back to the client netns and blackholed; 200 legit connect+1-byte-echo "+
 		"attempts, 10 at a time, 2 s timeout each. TAP queues for tapstack: %d (gVisor: 1); tapstack's TAP offloads "+
-		"(IFF_VNET_HDR, TSO4/CSUM): %s.\n", o.Rounds, 100*o.MaxBusy, o.BusyWait, spoofed, o.Queues, map[bool]string{true: "on", false: "off"}[o.Offload])
+		"(IFF_VNET_HDR, TSO4/CSUM): %s. Server GOMAXPROCS: %s.\n", o.Rounds, 100*o.MaxBusy, o.BusyWait, spoofed, o.Queues, map[bool]string{true: "on", false: "off"}[o.Offload], gomaxprocsNote(o))
 
 	b.WriteString("\n## Runs\n\n```\n")
 	for _, r := range records {
@@ -191,4 +191,18 @@ func machineInfo() string {
 	}
 	return fmt.Sprintf("nproc %s, %s, Linux %s, %s, gvisor.dev/gvisor %s, %s",
 		nproc, model, kernel, runtime.Version(), gv, time.Now().UTC().Format(time.RFC3339))
+}
+
+// gomaxprocsNote says how the server processes' GOMAXPROCS was set.
+func gomaxprocsNote(o Options) string {
+	if len(o.GOMAXPROCS) == 0 {
+		return "Go's default (one per CPU) for every stack"
+	}
+	var parts []string
+	for _, name := range stackNames() {
+		if n, ok := o.GOMAXPROCS[name]; ok {
+			parts = append(parts, fmt.Sprintf("%s %d", name, n))
+		}
+	}
+	return strings.Join(parts, ", ") + "; Go's default for the others"
 }

@@ -100,7 +100,7 @@ type serverFlags struct {
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stack, "server-stack", "kernel", "internal: server stack")
-	fs.StringVar(&f.mode, "server-mode", "echo", "internal: echo | sink | hold")
+	fs.StringVar(&f.mode, "server-mode", "echo", "internal: echo | sink | source | hold")
 	fs.IntVar(&f.backlog, "server-backlog", 4096, "internal: listen backlog")
 	fs.IntVar(&f.expect, "server-expect", 0, "internal: hold mode: connections to wait for")
 	fs.IntVar(&f.queues, "server-queues", 1, "internal: TAP queues")
@@ -116,6 +116,13 @@ type serverReport struct {
 
 // runServer serves one workload until stdin closes.
 func runServer(f serverFlags) error {
+	if env := gomaxprocsEnv(f.stack); os.Getenv(env) != "" {
+		n, err := strconv.Atoi(os.Getenv(env))
+		if err != nil || n < 1 {
+			return fmt.Errorf("%s=%q: want a number ≥ 1", env, os.Getenv(env))
+		}
+		runtime.GOMAXPROCS(n)
+	}
 	d := stackDefs[f.stack]
 	if d == nil {
 		return fmt.Errorf("unknown stack %q", f.stack)
@@ -171,7 +178,7 @@ func runServer(f serverFlags) error {
 			c.Close()
 		}
 		return nil
-	case "echo", "sink":
+	case "echo", "sink", "source":
 		var wg sync.WaitGroup
 		go func() {
 			for {
@@ -183,10 +190,13 @@ func runServer(f serverFlags) error {
 				go func() {
 					defer wg.Done()
 					defer c.Close()
-					if f.mode == "echo" {
+					switch f.mode {
+					case "echo":
 						serveEcho(c)
-					} else {
+					case "sink":
 						serveSink(c)
+					default:
+						serveSource(c)
 					}
 				}()
 			}
@@ -232,6 +242,23 @@ func serveSink(c net.Conn) {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], total)
 	_, _ = c.Write(b[:])
+}
+
+// serveSource reads an 8-byte count and writes that many bytes, then
+// closes: the download workload's sender.
+func serveSource(c net.Conn) {
+	var req [8]byte
+	if _, err := io.ReadFull(c, req[:]); err != nil {
+		return
+	}
+	buf := make([]byte, 256<<10)
+	for left := int64(binary.BigEndian.Uint64(req[:])); left > 0; {
+		n, err := c.Write(buf[:min(int64(len(buf)), left)])
+		left -= int64(n)
+		if err != nil {
+			return
+		}
+	}
 }
 
 // settledRSS collects garbage, returns freed memory to the OS and reads
@@ -290,4 +317,11 @@ func startProfile(dir, name string) (func(), error) {
 		cpu.Close()
 		tr.Close()
 	}, nil
+}
+
+// gomaxprocsEnv names the variable (COMPARE_GOMAXPROCS_TAPSTACK, ...) that
+// sets GOMAXPROCS in one stack's server processes; the orchestrator sets it
+// from -gomaxprocs.
+func gomaxprocsEnv(stack string) string {
+	return "COMPARE_GOMAXPROCS_" + strings.ToUpper(stack)
 }

@@ -61,6 +61,13 @@ var workloads = []workload{
 		Metrics: []metricDef{{"gbps", "bulk, one connection (Gbit/s)", true, "%.2f"}},
 	},
 	{
+		Name: "download", ServerMode: "source", Backlog: 4096,
+		ClientArgs: func(o Options) []string {
+			return []string{"-client-workload", "download", "-client-n", strconv.Itoa(pick(o, 64, 1024))}
+		},
+		Metrics: []metricDef{{"gbps", "download, one connection, server to client (Gbit/s)", true, "%.2f"}},
+	},
+	{
 		Name: "cps1", ServerMode: "echo", Backlog: 4096,
 		ClientArgs: func(o Options) []string {
 			return []string{"-client-workload", "cps", "-client-conc", "1", "-client-duration", durFlag(o)}
