@@ -33,9 +33,6 @@ func (s *Stack) newConn(id tuple, mtu int) *Conn {
 	c.kaIdle = time.Duration(s.sys.KeepaliveTime.Load()) * time.Second
 	c.kaIntvl = time.Duration(s.sys.KeepaliveIntvl.Load()) * time.Second
 	c.kaProbes = int(s.sys.KeepaliveProbes.Load())
-	c.rdWait = make(chan struct{}, 1)
-	c.wrWait = make(chan struct{}, 1)
-	c.estWait = make(chan struct{})
 	c.tsOff = s.tsOffset(id.local, id.remote)
 	c.rcvSpace.time = s.clock.Now()
 	c.rcvSpace.space = initCwnd * c.advMSS // tcp_init_buffer_space
@@ -113,7 +110,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		select {
-		case <-c.rdWait:
+		case <-c.rdWait.get():
 		case <-dl:
 		}
 	}
@@ -165,7 +162,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		}
 		c.mu.Unlock()
 		select {
-		case <-c.wrWait:
+		case <-c.wrWait.get():
 		case <-dl:
 		}
 	}
@@ -203,7 +200,7 @@ func (c *Conn) waitLinger(d time.Duration) {
 			return
 		}
 		select {
-		case <-c.wrWait:
+		case <-c.wrWait.get():
 		case <-dl.done():
 			return
 		}

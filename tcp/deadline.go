@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
@@ -61,4 +62,36 @@ func (d *deadline) stop() {
 		d.timer = nil
 	}
 	d.mu.Unlock()
+}
+
+// lazyDeadline is a deadline made on first use: most connections never set
+// one, and an idle connection should cost as little as the kernel's.
+type lazyDeadline struct {
+	p atomic.Pointer[deadline]
+}
+
+func (l *lazyDeadline) set(clk clock.Clock, t time.Time) {
+	d := l.p.Load()
+	if d == nil {
+		if t.IsZero() {
+			return // clearing a deadline that was never set
+		}
+		l.p.CompareAndSwap(nil, new(deadline))
+		d = l.p.Load()
+	}
+	d.set(clk, t)
+}
+
+// done returns a channel closed when the deadline has passed (nil: never).
+func (l *lazyDeadline) done() <-chan struct{} {
+	if d := l.p.Load(); d != nil {
+		return d.done()
+	}
+	return nil
+}
+
+func (l *lazyDeadline) stop() {
+	if d := l.p.Load(); d != nil {
+		d.stop()
+	}
 }

@@ -84,6 +84,7 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*Conn, error) {
 	}
 	s.mu.Unlock()
 	c := s.newConn(tuple{netip.AddrPortFrom(src, port), raddr}, mtu)
+	c.estWait = make(chan struct{})
 	if !s.insert(c) {
 		if s.maxConns > 0 {
 			return nil, opErr(syscall.ECONNREFUSED)

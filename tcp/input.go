@@ -108,6 +108,9 @@ func (c *Conn) establish() {
 }
 
 func (c *Conn) signalEstablished() {
+	if c.estWait == nil {
+		return
+	}
 	select {
 	case <-c.estWait:
 	default:

@@ -3,6 +3,7 @@ package tcp
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
@@ -34,47 +35,50 @@ type Conn struct {
 
 	// Send sequence space (RFC 9293 §3.3.1). sndNxt is also the highest
 	// sequence sent: retransmissions are tracked by the scoreboard.
-	iss, sndUna, sndNxt seqnum
-	sndWnd              int // peer's window, scaled
-	maxSndWnd           int
-	sndWl1, sndWl2      seqnum
+	// (Fields are grouped by size within each part: a smaller Conn is
+	// what an idle connection costs.)
 	sndWscale           uint8 // shift applied to the peer's window field
 	rcvWscale           uint8 // shift we apply to ours
-	mss                 int   // effective send MSS (payload bytes, options excluded)
-	advMSS              int   // MSS we announced
-	peerMSS             int
-	pmtuMSS             int // from ICMP fragmentation-needed, 0: none
 	cwndLimited         bool
-	snd                 ring   // unacked+unsent data from sndBufSeq
-	sndBufSeq           seqnum // sequence number of snd offset 0
-	sndBufMax           int    // send buffer limit (tcp_wmem, auto-grown)
 	sndBufLocked        bool
 	finQueued           bool // CloseWrite/Close: a FIN follows the data
 	finSent             bool
+	iss, sndUna, sndNxt seqnum
+	sndWl1, sndWl2      seqnum
+	sndBufSeq           seqnum // sequence number of snd offset 0
 	finSeq              seqnum // sequence number of our FIN once sent
+	sndWnd              int    // peer's window, scaled
+	maxSndWnd           int
+	mss                 int // effective send MSS (payload bytes, options excluded)
+	advMSS              int // MSS we announced
+	peerMSS             int
+	pmtuMSS             int  // from ICMP fragmentation-needed, 0: none
+	snd                 ring // unacked+unsent data from sndBufSeq
+	sndBufMax           int  // send buffer limit (tcp_wmem, auto-grown)
 
 	// Receive sequence space.
 	irs, rcvNxt  seqnum
-	rcvWup       seqnum // rcvNxt when we last sent a window (Linux rcv_wup)
-	rcvEdge      seqnum // right edge of the last advertised window (never shrinks)
-	rcv          ring
-	rcvBufMax    int
+	rcvWup       seqnum   // rcvNxt when we last sent a window (Linux rcv_wup)
+	rcvEdge      seqnum   // right edge of the last advertised window (never shrinks)
+	lastOOO      seqRange // most recent out-of-order arrival, first SACK block
+	dsack        seqRange // duplicate to report in the next ACK (RFC 2883)
+	peerFinSeq   seqnum
 	rcvBufLocked bool
-	ooo          []seqRange // out-of-order data held in rcv beyond rcv.n, sorted
-	lastOOO      seqRange   // most recent out-of-order arrival, first SACK block
-	dsack        seqRange   // duplicate to report in the next ACK (RFC 2883)
 	dsackOK      bool
 	peerFin      bool // FIN received (maybe out of order)
 	finRcvd      bool // FIN processed in order: reads end with EOF
-	rcvMss       int  // largest segment seen (Linux icsk_ack.rcv_mss)
-	peerFinSeq   seqnum
 	rcvShutdown  bool // CloseRead or Close: no more reads
+	rcv          ring
+	rcvBufMax    int
+	ooo          []seqRange // out-of-order data held in rcv beyond rcv.n, sorted
+	rcvMss       int        // largest segment seen (Linux icsk_ack.rcv_mss)
 	rcvSpace     rcvSpace
 
 	// Options negotiated on the handshake (RFC 7323, RFC 2018).
-	tsOn, sackOn, wsOn bool
 	tsOff              uint32
 	tsRecent           uint32
+	tsOn, sackOn, wsOn bool
+	rttTiming          bool // (RTT) an RTT sample is being timed from rttSeq
 	tsRecentStamp      time.Time
 	lastOOWAck         time.Time // last out-of-window reply (tp->last_oow_ack_time)
 
@@ -83,7 +87,6 @@ type Conn struct {
 	minRTT            time.Duration
 	rttSeq            seqnum
 	rttStart          time.Time
-	rttTiming         bool
 	backoff           int
 	retransStamp      time.Time // first retransmission of the head (Linux retrans_stamp)
 	totalRetrans      int
@@ -97,6 +100,9 @@ type Conn struct {
 	ssthresh    uint32
 	cwndCnt     uint32
 	ca          caState
+	rtxHeadOK   bool // (see rtxHeadSeq)
+	rtxHeadLost bool
+	undoOK      bool // (see undoMarker)
 	dupAcks     int
 	reordering  int    // measured reordering in segments (Linux tp->reordering), 0: default
 	recoverSeq  seqnum // snd_nxt when recovery started (RFC 6582 "recover", Linux high_seq)
@@ -108,16 +114,12 @@ type Conn struct {
 	// Lost retransmission of the head (Linux tcp_mark_lost_retrans): the
 	// head was resent when snd_nxt was rtxHeadNxt; data sent after that
 	// being SACKed means the retransmission itself was lost.
-	rtxHeadSeq  seqnum
-	rtxHeadNxt  seqnum
-	lastRtxNxt  seqnum // snd_nxt at the latest retransmission
-	rtxHeadOK   bool
-	rtxHeadLost bool
+	rtxHeadSeq seqnum
+	rtxHeadNxt seqnum
+	lastRtxNxt seqnum // snd_nxt at the latest retransmission
 	// Undo of a spurious reduction (Linux undo_marker, undo_retrans,
 	// prior_cwnd, prior_ssthresh; retrans_stamp as a TSval for Eifel).
-	undoOK        bool
 	undoMarker    seqnum
-	undoRetrans   int
 	priorCwnd     uint32
 	priorSsthresh uint32
 	rtxTSval      uint32
@@ -126,10 +128,11 @@ type Conn struct {
 
 	// Delayed ACK (Linux icsk_ack).
 	ackPending   bool
-	quickAcks    int
 	pingpong     bool // interactive: ACKs wait to ride on data (ICSK_ACK pingpong)
-	unackedBytes int
 	ackNow       bool
+	undoRetrans  int // (undo, above)
+	quickAcks    int
+	unackedBytes int
 
 	// One timer multiplexes every deadline of the connection.
 	timer     clock.Timer
@@ -139,8 +142,8 @@ type Conn struct {
 	keepAt    time.Time
 	persistAt time.Time
 	tlpAt     time.Time // tail loss probe (RFC 8985)
-	tlpOut    bool      // a probe is outstanding (Linux tlp_high_seq != 0)
 	tlpHigh   seqnum
+	tlpOut    bool      // a probe is outstanding (Linux tlp_high_seq != 0)
 	twAt      time.Time // TIME_WAIT or FIN_WAIT2 (orphan) expiry
 	lastRecv  time.Time
 	lastSend  time.Time // last new data sent (Linux lsndtime)
@@ -151,20 +154,22 @@ type Conn struct {
 	wrShutdown bool
 	noDelay    bool
 	keepalive  bool
+	inTable    bool
+	twCounted  bool
+	orphan     bool // closed by the user but still running (counted in Stack.orphans)
 	kaIdle     time.Duration
 	kaIntvl    time.Duration
 	kaProbes   int
 	linger     time.Duration // <0: off
 	listener   *Listener     // set while in the accept queue
-	inTable    bool
-	twCounted  bool
-	orphan     bool // closed by the user but still running (counted in Stack.orphans)
 
 	tx txQueue // segments built under mu, sent in order after it
 
-	rdWait, wrWait chan struct{}
-	rdDL, wrDL     deadline
-	estWait        chan struct{} // closed once the handshake ends (either way)
+	rdWait, wrWait waiter
+	rdDL, wrDL     lazyDeadline
+	// estWait is closed once the handshake of an active open ends (either
+	// way); passive opens never wait on it and leave it nil.
+	estWait chan struct{}
 }
 
 // rcvSpace is Linux's receive-buffer auto-tuning state (tcp_rcv_space_adjust).
@@ -176,26 +181,42 @@ type rcvSpace struct {
 }
 
 func (c *Conn) notifyAll() {
-	select {
-	case c.rdWait <- struct{}{}:
-	default:
-	}
-	select {
-	case c.wrWait <- struct{}{}:
-	default:
-	}
+	c.rdWait.wake()
+	c.wrWait.wake()
 }
 
-func (c *Conn) notifyRead() {
-	select {
-	case c.rdWait <- struct{}{}:
-	default:
-	}
+func (c *Conn) notifyRead() { c.rdWait.wake() }
+
+func (c *Conn) notifyWrite() { c.wrWait.wake() }
+
+// waiter is a one-slot wake-up channel made on first use: an idle
+// connection that nobody reads or writes never pays for one (96 bytes
+// each), the way a Linux socket's wait queue costs nothing until a task
+// sleeps on it.
+type waiter struct {
+	ch atomic.Pointer[chan struct{}]
 }
 
-func (c *Conn) notifyWrite() {
-	select {
-	case c.wrWait <- struct{}{}:
-	default:
+// get returns the channel to sleep on, making it if needed. A wake that
+// comes before the channel exists is not lost: the sleeper re-checks its
+// condition after get and before sleeping (every caller loops).
+func (w *waiter) get() chan struct{} {
+	if p := w.ch.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan struct{}, 1)
+	if w.ch.CompareAndSwap(nil, &ch) {
+		ch <- struct{}{} // a wake may have raced with the first sleep: recheck once
+		return ch
+	}
+	return *w.ch.Load()
+}
+
+func (w *waiter) wake() {
+	if p := w.ch.Load(); p != nil {
+		select {
+		case *p <- struct{}{}:
+		default:
+		}
 	}
 }
