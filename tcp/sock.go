@@ -206,7 +206,13 @@ func (w *waiter) get() chan struct{} {
 	}
 	ch := make(chan struct{}, 1)
 	if w.ch.CompareAndSwap(nil, &ch) {
-		ch <- struct{}{} // a wake may have raced with the first sleep: recheck once
+		// A wake may have come before the channel existed: make the first
+		// sleep a recheck. (A wake since the swap may have filled the slot
+		// already, so never block here.)
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 		return ch
 	}
 	return *w.ch.Load()
