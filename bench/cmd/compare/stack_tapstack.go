@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/stack"
@@ -49,5 +50,14 @@ func listenTapstack(c serverConfig) (net.Listener, func(), error) {
 		s.Close()
 		return nil, nil, err
 	}
-	return ln, func() { s.Close() }, nil
+	return ln, func() {
+		if dir := os.Getenv("COMPARE_PROFILE_DIR"); dir != "" {
+			// With the profiles, the counters say what the stack did.
+			if f, err := os.CreateTemp(dir, "tapstack-*.nstat"); err == nil {
+				s.Stats().WriteNstat(f)
+				f.Close()
+			}
+		}
+		s.Close()
+	}, nil
 }
