@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -60,6 +61,12 @@ func TestSysctlValidation(t *testing.T) {
 // in-memory link.
 func pipeStacks(t testing.TB, impair driver.Impairment) (a, b *stack.Stack) {
 	t.Helper()
+	return pipeStacksWith(t, impair, stack.Config{})
+}
+
+// pipeStacksWith is pipeStacks with both stacks made from cfg.
+func pipeStacksWith(t testing.TB, impair driver.Impairment, cfg stack.Config) (a, b *stack.Stack) {
+	t.Helper()
 	la, lb := driver.NewPipe(driver.PipeConfig{Impair: impair}, driver.PipeConfig{Impair: impair})
 	var err error
 	for i, p := range []struct {
@@ -67,7 +74,7 @@ func pipeStacks(t testing.TB, impair driver.Impairment) (a, b *stack.Stack) {
 		link driver.Link
 		addr string
 	}{{&a, la, "10.1.0.1/24"}, {&b, lb, "10.1.0.2/24"}} {
-		if *p.st, err = stack.New(stack.Config{}); err != nil {
+		if *p.st, err = stack.New(cfg); err != nil {
 			t.Fatal(err)
 		}
 		s := *p.st
@@ -79,8 +86,17 @@ func pipeStacks(t testing.TB, impair driver.Impairment) (a, b *stack.Stack) {
 	return a, b
 }
 
+// TestTCPOverPipe: 4 MiB echoed over a lossy, reordering link, with the
+// backlogs polled by the link readers (the default) and by the shard
+// workers only (ThreadedNAPI).
 func TestTCPOverPipe(t *testing.T) {
-	a, b := pipeStacks(t, driver.Impairment{Seed: 1, LossPercent: 1, ReorderPercent: 2, DupPercent: 1})
+	for _, threaded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ThreadedNAPI=%v", threaded), func(t *testing.T) { testTCPOverPipe(t, threaded) })
+	}
+}
+
+func testTCPOverPipe(t *testing.T, threaded bool) {
+	a, b := pipeStacksWith(t, driver.Impairment{Seed: 1, LossPercent: 1, ReorderPercent: 2, DupPercent: 1}, stack.Config{ThreadedNAPI: threaded})
 	ln, err := a.Listen("tcp", ":7")
 	if err != nil {
 		t.Fatal(err)

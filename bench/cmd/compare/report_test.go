@@ -65,3 +65,18 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("empty cell renders %q", got)
 	}
 }
+
+func TestParseGOMAXPROCS(t *testing.T) {
+	m, err := parseGOMAXPROCS("tapstack=1, gvisor=2")
+	if err != nil || m["tapstack"] != 1 || m["gvisor"] != 2 || len(m) != 2 {
+		t.Fatalf("got %v, %v", m, err)
+	}
+	for _, bad := range []string{"tapstack", "tapstack=0", "tapstack=x", "nosuch=1"} {
+		if _, err := parseGOMAXPROCS(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if m, err := parseGOMAXPROCS(""); err != nil || len(m) != 0 {
+		t.Fatalf("empty: %v, %v", m, err)
+	}
+}
