@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -38,55 +39,76 @@ func offloadTAPStack(t *testing.T) (*netnstest.NS, *stack.Stack, *driver.Offload
 	return ns, st, tap
 }
 
-// uploadToStack has a kernel client in ns connect to the stack's listener
-// and write size bytes; the stack reads them and checks their SHA-256. It
-// returns the throughput in MB/s.
-func uploadToStack(t *testing.T, ns *netnstest.NS, st *stack.Stack, size int64) float64 {
+// kernelPair has a kernel client in ns connect to a stack listener on
+// port; it returns the kernel's end and the stack's, closed at cleanup.
+func kernelPair(t *testing.T, ns *netnstest.NS, st *stack.Stack, port int) (kc, c net.Conn) {
 	t.Helper()
-	ln, err := st.Listen("tcp", ":9001")
+	ln, err := st.Listen("tcp", fmt.Sprintf(":%d", port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	var kc net.Conn
 	if err := ns.Do(func() (err error) {
-		kc, err = net.DialTimeout("tcp", "10.0.0.2:9001", 10*time.Second)
+		kc, err = net.DialTimeout("tcp", fmt.Sprintf("10.0.0.2:%d", port), 10*time.Second)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer kc.Close()
-	c, err := ln.Accept()
-	if err != nil {
+	t.Cleanup(func() { kc.Close() })
+	if c, err = ln.Accept(); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return kc, c
+}
+
+// stream writes size pattern bytes from one end (named from) and closes
+// its writing side; the other end reads them and checks their SHA-256. It
+// returns the throughput in MB/s.
+func stream(t *testing.T, from string, w net.Conn, to string, r net.Conn, size int64) float64 {
+	t.Helper()
 	start := time.Now()
 	werr := make(chan error, 1)
 	go func() {
-		kc.SetWriteDeadline(time.Now().Add(5 * time.Minute))
-		_, err := io.Copy(kc, newFastPattern(size))
+		w.SetWriteDeadline(time.Now().Add(5 * time.Minute))
+		_, err := io.Copy(w, newFastPattern(size))
 		if err == nil {
-			err = kc.(*net.TCPConn).CloseWrite()
+			err = w.(interface{ CloseWrite() error }).CloseWrite()
 		}
 		werr <- err
 	}()
-	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	r.SetReadDeadline(time.Now().Add(5 * time.Minute))
 	h := sha256.New()
-	n, err := io.Copy(h, c)
+	n, err := io.Copy(h, r)
 	took := time.Since(start)
 	if err != nil || n != size {
-		t.Fatalf("stack read %d of %d bytes: %v", n, size, err)
+		t.Fatalf("%s read %d of %d bytes: %v", to, n, size, err)
 	}
 	if err := <-werr; err != nil {
-		t.Fatalf("kernel client write: %v", err)
+		t.Fatalf("%s write: %v", from, err)
 	}
 	want := sha256.New()
 	io.Copy(want, newFastPattern(size))
 	if !bytes.Equal(h.Sum(nil), want.Sum(nil)) {
-		t.Fatal("upload digest mismatch")
+		t.Fatalf("digest mismatch from %s to %s", from, to)
 	}
 	return float64(size) / 1e6 / took.Seconds()
+}
+
+// uploadToStack streams size bytes from a kernel client in ns to the
+// stack (MB/s).
+func uploadToStack(t *testing.T, ns *netnstest.NS, st *stack.Stack, size int64) float64 {
+	t.Helper()
+	kc, c := kernelPair(t, ns, st, 9001)
+	return stream(t, "kernel client", kc, "stack", c, size)
+}
+
+// downloadFromStack streams size bytes from the stack to a kernel client
+// in ns (MB/s).
+func downloadFromStack(t *testing.T, ns *netnstest.NS, st *stack.Stack, size int64) float64 {
+	t.Helper()
+	kc, c := kernelPair(t, ns, st, 9002)
+	return stream(t, "stack", c, "kernel client", kc, size)
 }
 
 // TestInteropOffloadUpload100MB: a kernel client uploads 100 MB to the
@@ -124,57 +146,6 @@ func TestInteropOffloadUpload100MB(t *testing.T) {
 		mbs := uploadToStack(t, ns, st, size)
 		t.Logf("plain TAP: %.0f MB/s (%.2f Gbit/s); IpInReceives %d", mbs, mbs*8/1000, counter(t, st, "IpInReceives"))
 	})
-}
-
-// downloadFromStack has a kernel client in ns connect to the stack's
-// listener; the stack writes size bytes, the client reads them and checks
-// their SHA-256. It returns the throughput in MB/s.
-func downloadFromStack(t *testing.T, ns *netnstest.NS, st *stack.Stack, size int64) float64 {
-	t.Helper()
-	ln, err := st.Listen("tcp", ":9002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var kc net.Conn
-	if err := ns.Do(func() (err error) {
-		kc, err = net.DialTimeout("tcp", "10.0.0.2:9002", 10*time.Second)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	start := time.Now()
-	werr := make(chan error, 1)
-	go func() {
-		c.SetDeadline(time.Now().Add(5 * time.Minute))
-		_, err := io.Copy(c, newFastPattern(size))
-		if err == nil {
-			err = c.(interface{ CloseWrite() error }).CloseWrite()
-		}
-		werr <- err
-	}()
-	kc.SetDeadline(time.Now().Add(5 * time.Minute))
-	h := sha256.New()
-	n, err := io.Copy(h, kc)
-	took := time.Since(start)
-	if err != nil || n != size {
-		t.Fatalf("kernel read %d of %d bytes: %v", n, size, err)
-	}
-	if err := <-werr; err != nil {
-		t.Fatalf("stack write: %v", err)
-	}
-	want := sha256.New()
-	io.Copy(want, newFastPattern(size))
-	if !bytes.Equal(h.Sum(nil), want.Sum(nil)) {
-		t.Fatal("download digest mismatch")
-	}
-	return float64(size) / 1e6 / took.Seconds()
 }
 
 // TestInteropOffloadDownload100MB: the stack sends 100 MB to a kernel
