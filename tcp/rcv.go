@@ -9,7 +9,13 @@ import (
 const (
 	maxQuickAcks = 16                    // TCP_MAX_QUICKACKS
 	delAckMin    = 40 * time.Millisecond // TCP_DELACK_MIN / TCP_ATO_MIN
-	maxOOORanges = 32                    // bound on out-of-order holes kept
+	// maxOOORanges bounds the out-of-order ranges kept. Linux bounds
+	// out-of-order data by receive memory alone (an rb-tree of skbs); a
+	// sorted slice keeps insertion O(n), so n is capped, but high: with 32,
+	// a kernel sender at 3 % loss and 5 % reordering retransmitted 4.7× what
+	// the link lost (12039 segments instead of 2553 for 100 MB), every
+	// range past the cap being a drop (TCPOFODrop).
+	maxOOORanges = 256
 )
 
 var zeroTime time.Time
