@@ -92,26 +92,7 @@ func flagSet(name string) bool {
 }
 
 func logRecord(r runRecord) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "round %d %-9s %-9s busy %3.0f%%", r.Round, r.Stack, r.Workload, 100*r.Busy)
-	if r.Flagged {
-		b.WriteString(" (BUSY)")
-	}
-	if r.Err != nil {
-		fmt.Fprintf(&b, " ERROR %v", r.Err)
-	}
-	keys := make([]string, 0, len(r.Metrics))
-	for k := range r.Metrics {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, " %s=%.4g", k, r.Metrics[k])
-	}
-	if r.Note != "" {
-		fmt.Fprintf(&b, " [%s]", r.Note)
-	}
-	fmt.Fprintln(os.Stderr, b.String())
+	fmt.Fprintln(os.Stderr, r.line())
 }
 
 // child is a re-executed compare process inside a netns.
@@ -286,22 +267,7 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (ma
 }
 
 // readSlab returns Slab from /proc/meminfo in bytes.
-func readSlab() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "Slab:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+func readSlab() int64 { return procKB("/proc/meminfo", "Slab:") }
 
 // prefixWriter prefixes each line a child writes to stderr.
 type prefixWriter struct {

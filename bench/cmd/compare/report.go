@@ -142,21 +142,7 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 
 	b.WriteString("\n## Runs\n\n```\n")
 	for _, r := range records {
-		fmt.Fprintf(&b, "round %d %-8s %-9s busy %3.0f%%%s", r.Round, r.Stack, r.Workload, 100*r.Busy, map[bool]string{true: " BUSY", false: ""}[r.Flagged])
-		if r.Err != nil {
-			fmt.Fprintf(&b, " ERROR: %v", r.Err)
-		}
-		keys := make([]string, 0, len(r.Metrics))
-		for k := range r.Metrics {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			fmt.Fprintf(&b, " %s=%.4g", k, r.Metrics[k])
-		}
-		if r.Note != "" {
-			fmt.Fprintf(&b, " [%s]", r.Note)
-		}
+		b.WriteString(r.line())
 		b.WriteString("\n")
 	}
 	b.WriteString("```\n")
@@ -205,4 +191,25 @@ func gomaxprocsNote(o Options) string {
 		}
 	}
 	return strings.Join(parts, ", ") + "; Go's default for the others"
+}
+
+// line is a record as one line of the run log.
+func (r runRecord) line() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "round %d %-8s %-9s busy %3.0f%%%s", r.Round, r.Stack, r.Workload, 100*r.Busy, map[bool]string{true: " BUSY", false: ""}[r.Flagged])
+	if r.Err != nil {
+		fmt.Fprintf(&b, " ERROR: %v", r.Err)
+	}
+	keys := make([]string, 0, len(r.Metrics))
+	for k := range r.Metrics {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%.4g", k, r.Metrics[k])
+	}
+	if r.Note != "" {
+		fmt.Fprintf(&b, " [%s]", r.Note)
+	}
+	return b.String()
 }

@@ -270,15 +270,18 @@ func settledRSS() int64 {
 }
 
 // readRSS returns VmRSS of pid in bytes (0 if unreadable).
-func readRSS(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+func readRSS(pid int) int64 { return procKB("/proc/"+strconv.Itoa(pid)+"/status", "VmRSS:") }
+
+// procKB reads the "Name:  N kB" line named field of a /proc file, in
+// bytes (0 if unreadable).
+func procKB(file, field string) int64 {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
 				kb, _ := strconv.ParseInt(f[0], 10, 64)
 				return kb << 10
 			}
