@@ -39,14 +39,14 @@ func (l *Layer) GSOMax() int {
 // for a packet to one of our own addresses) fills it in. A zero src is
 // chosen by the route; the neighbour is resolved as for Output. Each
 // segment (20 + TCP header + mss) must fit the path MTU, else ErrMsgSize.
-// It fails with ErrNoGSO when GSOMax() is 0. It always takes ownership of b.
+// It fails with ErrNoGSO when GSOMax() is 0, leaving b to the caller (to
+// segment in software); otherwise it always takes ownership of b.
 func (l *Layer) OutputGSO(src, dst netip.Addr, proto uint8, b *pkt.Buffer, mss int) error {
 	if l.closed.Load() {
 		b.Release()
 		return ErrClosed
 	}
 	if l.gsoMax == 0 {
-		b.Release()
 		return ErrNoGSO
 	}
 	seg := wire.TCP(b.Bytes())

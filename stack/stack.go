@@ -193,18 +193,19 @@ func (n *network) Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error 
 }
 
 // OutputGSO sends a TCP super-segment for the device to cut at mss. Without
-// TSO it hands b back with tcp.ErrNoGSO (checked here, before the IPv4
-// layer would consume b) so that TCP segments it in software.
+// TSO the IPv4 layer hands b back, and TCP gets tcp.ErrNoGSO to segment it
+// in software.
 func (n *network) OutputGSO(src, dst netip.Addr, proto uint8, b *pkt.Buffer, mss int) error {
 	ip := (*Stack)(n).ipLayer()
 	if ip == nil {
 		b.Release()
 		return ErrNoLink
 	}
-	if ip.GSOMax() == 0 {
-		return tcp.ErrNoGSO
+	err := ip.OutputGSO(src, dst, proto, b, mss)
+	if errors.Is(err, ipv4.ErrNoGSO) {
+		return fmt.Errorf("%w: %w", tcp.ErrNoGSO, err)
 	}
-	return ip.OutputGSO(src, dst, proto, b, mss)
+	return err
 }
 
 // GSOMax is the IPv4 layer's super-packet limit, 0 without a link or TSO.

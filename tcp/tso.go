@@ -17,7 +17,6 @@ const (
 	pacingShift     = 10 // sk_pacing_shift: a super-segment holds ~1 ms of the pacing rate
 	pacingSSRatio   = 200
 	pacingCARatio   = 120
-	ipv4MinHdrLen   = 20
 	tsoDeferMaxIdle = time.Millisecond
 )
 
@@ -93,7 +92,7 @@ func (c *Conn) tsoSegs(mss int) int {
 	if gsoMax == 0 {
 		return 1
 	}
-	maxPayload := gsoMax - ipv4MinHdrLen - c.dataHeaderLen()
+	maxPayload := gsoMax - wire.IPv4MinHeaderLen - c.dataHeaderLen()
 	return max(min(c.tsoAutosize(maxPayload, mss), maxPayload/mss), 1)
 }
 
