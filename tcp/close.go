@@ -30,7 +30,8 @@ func (c *Conn) done() {
 	if c.closed {
 		c.rcv.release()
 	}
-	c.ooo, c.sacked = nil, nil
+	c.freeOOO()
+	c.freeScoreboard()
 	c.signalEstablished()
 	if c.inTable || c.twCounted {
 		c.inTable = false
@@ -69,7 +70,8 @@ func (c *Conn) enterTimeWait() {
 	c.rtoAt, c.delackAt, c.keepAt, c.persistAt, c.tlpAt = zeroTime, zeroTime, zeroTime, zeroTime, zeroTime
 	c.twAt = s.clock.Now().Add(c.timeWaitLen())
 	c.snd.release()
-	c.ooo, c.sacked = nil, nil
+	c.freeOOO()
+	c.freeScoreboard()
 	c.notifyAll()
 }
 
@@ -108,7 +110,7 @@ func (c *Conn) closeLocked(out *outBatch) {
 	case c.state == StateClose || c.state == StateTimeWait:
 	case c.state == StateSynSent:
 		c.done()
-	case c.rcv.n > 0 || len(c.ooo) > 0:
+	case c.rcv.n > 0 || c.hasOOO():
 		m.inc(cTCPAbortOnClose)
 		c.sendRst(out)
 		c.done()

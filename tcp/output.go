@@ -25,46 +25,6 @@ func (c *Conn) synOptions(o *wire.TCPOptions) {
 	}
 }
 
-// dataOptions fills the options of a synchronized segment: timestamps and,
-// on ACKs while we hold out-of-order data, SACK blocks (RFC 2018 §4: the
-// block of the latest arrival first).
-func (c *Conn) dataOptions(o *wire.TCPOptions) {
-	*o = wire.TCPOptions{WScale: -1}
-	if c.tsOn {
-		o.HasTS = true
-		o.TSVal = c.s.tsNow() + c.tsOff
-		o.TSEcr = c.tsRecent
-	}
-	if !c.sackOn || (len(c.ooo) == 0 && !c.dsackOK) {
-		return
-	}
-	max := wire.TCPMaxSACKBlocks
-	if c.tsOn {
-		max = 3
-	}
-	if c.dsackOK {
-		// RFC 2883: a duplicate segment is reported in the first block.
-		o.SACK[0] = wire.SACKBlock{Left: uint32(c.dsack.start), Right: uint32(c.dsack.end)}
-		o.NumSACK = 1
-	}
-	first := -1
-	for i, r := range c.ooo {
-		if c.lastOOO.start.inRange(r.start, r.end) && o.NumSACK < max {
-			first = i
-			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(r.start), Right: uint32(r.end)}
-			o.NumSACK++
-			break
-		}
-	}
-	for i := len(c.ooo) - 1; i >= 0 && o.NumSACK < max; i-- {
-		if i == first {
-			continue
-		}
-		o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(c.ooo[i].start), Right: uint32(c.ooo[i].end)}
-		o.NumSACK++
-	}
-}
-
 // selectWindow returns the window field to send and records the edge it
 // advertises (Linux tcp_select_window: never shrink; receiver SWS
 // avoidance per RFC 1122 §4.2.3.3).
@@ -150,7 +110,7 @@ func pcount(n, mss int) int { return max((n+mss-1)/mss, 1) }
 // ackSent clears the delayed-ACK state once any ACK leaves (Linux
 // tcp_event_ack_sent).
 func (c *Conn) ackSent() {
-	c.dsackOK = false
+	c.ofo.dsackOK = false
 	c.ackPending = false
 	c.ackNow = false
 	c.unackedBytes = 0
@@ -188,22 +148,6 @@ func (c *Conn) sendMSS() int {
 		return max(c.mss-l, 64)
 	}
 	return c.mss
-}
-
-// sackOptLen is the room the SACK blocks of the next segment take.
-func (c *Conn) sackOptLen() int {
-	if !c.sackOn || (len(c.ooo) == 0 && !c.dsackOK) {
-		return 0
-	}
-	blocks := len(c.ooo)
-	if c.dsackOK {
-		blocks++
-	}
-	blocks = min(blocks, wire.TCPMaxSACKBlocks)
-	if c.tsOn {
-		blocks = min(blocks, 3)
-	}
-	return 4 + 8*blocks
 }
 
 // dataEnd is the sequence number just past the last byte written.

@@ -40,8 +40,8 @@ func (c *Conn) rcvData(sg *segment, out *outBatch) {
 		skip := c.rcvNxt.diff(seq)
 		if len(data) > 0 && c.s.sys.Dsack.Load() != 0 {
 			// tcp_dsack_set: report the duplicate part (RFC 2883).
-			c.dsack = seqRange{seq, seqMin(seq.add(len(data)), c.rcvNxt)}
-			c.dsackOK = true
+			c.ofo.dsack = seqRange{seq, seqMin(seq.add(len(data)), c.rcvNxt)}
+			c.ofo.dsackOK = true
 		}
 		if skip > len(data) || (skip == len(data) && !fin) {
 			c.ackNow = true // duplicate: ACK at once (tcp_send_dupack)
@@ -76,13 +76,13 @@ func (c *Conn) rcvData(sg *segment, out *outBatch) {
 		if seq != c.rcvNxt {
 			r := seqRange{seq, seq.add(len(data))}
 			var ok bool
-			if c.ooo, ok = insertRangeOK(c.ooo, r, maxOOORanges); !ok {
+			if c.ofo.ranges, ok = insertRangeOK(c.ofo.ranges, r, maxOOORanges); !ok {
 				m.inc(cTCPOFODrop)
 				c.ackNow = true
 				return
 			}
 			m.inc(cTCPOFOQueue)
-			c.lastOOO = r
+			c.ofo.last = r
 			c.enterQuickAck()
 			c.ackNow = true
 		}
@@ -93,7 +93,7 @@ func (c *Conn) rcvData(sg *segment, out *outBatch) {
 			c.rcvNxt = c.rcvNxt.add(len(data))
 			c.unackedBytes += len(data)
 			c.ackPending = true
-			if len(c.ooo) > 0 {
+			if len(c.ofo.ranges) > 0 {
 				c.ackNow = true // filling a hole: ACK at once (RFC 5681 §4.2)
 				c.mergeOOO()
 			}
@@ -105,21 +105,27 @@ func (c *Conn) rcvData(sg *segment, out *outBatch) {
 	}
 }
 
+// hasOOO reports whether out-of-order data is held.
+func (c *Conn) hasOOO() bool { return len(c.ofo.ranges) > 0 }
+
+// freeOOO forgets out-of-order data (the connection is done with it).
+func (c *Conn) freeOOO() { c.ofo.ranges = nil }
+
 // rcvHeld is the number of ring bytes in use: unread data plus the span of
 // out-of-order data.
 func (c *Conn) rcvHeld() int {
-	if len(c.ooo) == 0 {
+	if len(c.ofo.ranges) == 0 {
 		return c.rcv.n
 	}
-	return c.rcv.n + c.ooo[len(c.ooo)-1].end.diff(c.rcvNxt)
+	return c.rcv.n + c.ofo.ranges[len(c.ofo.ranges)-1].end.diff(c.rcvNxt)
 }
 
 // mergeOOO moves out-of-order data that became contiguous into the
 // in-order part.
 func (c *Conn) mergeOOO() {
 	k := 0
-	for k < len(c.ooo) && c.ooo[k].start.leq(c.rcvNxt) {
-		if r := c.ooo[k]; r.end.gt(c.rcvNxt) {
+	for k < len(c.ofo.ranges) && c.ofo.ranges[k].start.leq(c.rcvNxt) {
+		if r := c.ofo.ranges[k]; r.end.gt(c.rcvNxt) {
 			d := r.end.diff(c.rcvNxt)
 			c.rcv.n += d
 			c.unackedBytes += d
@@ -128,7 +134,7 @@ func (c *Conn) mergeOOO() {
 		k++
 	}
 	if k > 0 {
-		c.ooo = append(c.ooo[:0], c.ooo[k:]...)
+		c.ofo.ranges = append(c.ofo.ranges[:0], c.ofo.ranges[k:]...)
 	}
 }
 

@@ -30,6 +30,9 @@ func (c *Conn) sackUpdate(o *wire.TCPOptions, ack seqnum) {
 	c.recountSacked()
 }
 
+// freeScoreboard forgets the send-side scoreboard.
+func (c *Conn) freeScoreboard() { c.sacked = nil }
+
 // sackAdvance drops scoreboard state below snd_una.
 func (c *Conn) sackAdvance() {
 	k := 0

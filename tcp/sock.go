@@ -58,20 +58,17 @@ type Conn struct {
 
 	// Receive sequence space.
 	irs, rcvNxt  seqnum
-	rcvWup       seqnum   // rcvNxt when we last sent a window (Linux rcv_wup)
-	rcvEdge      seqnum   // right edge of the last advertised window (never shrinks)
-	lastOOO      seqRange // most recent out-of-order arrival, first SACK block
-	dsack        seqRange // duplicate to report in the next ACK (RFC 2883)
+	rcvWup       seqnum // rcvNxt when we last sent a window (Linux rcv_wup)
+	rcvEdge      seqnum // right edge of the last advertised window (never shrinks)
 	peerFinSeq   seqnum
 	rcvBufLocked bool
-	dsackOK      bool
 	peerFin      bool // FIN received (maybe out of order)
 	finRcvd      bool // FIN processed in order: reads end with EOF
 	rcvShutdown  bool // CloseRead or Close: no more reads
 	rcv          ring
 	rcvBufMax    int
-	ooo          []seqRange // out-of-order data held in rcv beyond rcv.n, sorted
-	rcvMss       int        // largest segment seen (Linux icsk_ack.rcv_mss)
+	ofo          ofoState // out-of-order data and the SACK blocks reporting it (ofo.go)
+	rcvMss       int      // largest segment seen (Linux icsk_ack.rcv_mss)
 	rcvSpace     rcvSpace
 
 	// Options negotiated on the handshake (RFC 7323, RFC 2018).
