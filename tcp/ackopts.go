@@ -57,3 +57,32 @@ func (c *Conn) sackOptLen() int {
 	}
 	return 4 + 8*blocks
 }
+
+// selectWindow returns the window field to send and records the edge it
+// advertises (Linux tcp_select_window: never shrink; receiver SWS
+// avoidance per RFC 1122 §4.2.3.3).
+func (c *Conn) selectWindow(syn bool) uint16 {
+	free := c.rcvBufMax - c.rcv.n
+	if free < 0 {
+		free = 0
+	}
+	newEdge := c.rcvNxt.add(free)
+	if newEdge.gt(c.rcvEdge) {
+		step := min(c.rcvBufMax/2, c.advMSS)
+		if newEdge.diff(c.rcvEdge) >= step || syn {
+			c.rcvEdge = newEdge
+		}
+	}
+	if c.rcvEdge.lt(c.rcvNxt) {
+		c.rcvEdge = c.rcvNxt
+	}
+	c.rcvWup = c.rcvNxt
+	w := c.rcvEdge.diff(c.rcvNxt)
+	if !syn {
+		w >>= c.rcvWscale
+	}
+	if w > 0xffff {
+		w = 0xffff
+	}
+	return uint16(w)
+}
