@@ -43,7 +43,14 @@ const (
 type stackDef struct {
 	Name, Label string
 	TAP         bool
-	Listen      func(c serverConfig) (net.Listener, func(), error)
+	Listen      func(c serverConfig) (net.Listener, served, error)
+}
+
+// served is what a stack's Listen leaves to the server: how to close the
+// stack, and its TCP counters under nstat names (TcpOutSegs, ...).
+type served struct {
+	Close    func()
+	Counters func() map[string]uint64
 }
 
 type serverConfig struct {
@@ -127,11 +134,11 @@ func runServer(f serverFlags) error {
 	if d == nil {
 		return fmt.Errorf("unknown stack %q", f.stack)
 	}
-	ln, closeStack, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Offload: f.offload})
+	ln, st, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Offload: f.offload})
 	if err != nil {
 		return fmt.Errorf("%s listen: %w", f.stack, err)
 	}
-	defer closeStack()
+	defer st.Close()
 	defer ln.Close()
 	if dir := os.Getenv("COMPARE_PROFILE_DIR"); dir != "" {
 		stop, err := startProfile(dir, f.stack+"-"+f.mode)
@@ -143,12 +150,24 @@ func runServer(f serverFlags) error {
 
 	out := bufio.NewWriter(os.Stdout)
 	rssBefore := settledRSS()
+	counters0 := st.Counters()
 	fmt.Fprintln(out, "READY")
 	out.Flush()
 
 	stdinClosed := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
+	err = serveMode(f, ln, out, rssBefore, stdinClosed)
+	// What this server's TCP sent and retransmitted, for the run log and
+	// the loss table; the orchestrator waits for this line.
+	b, _ := json.Marshal(counterDelta("srv_", counters0, st.Counters()))
+	fmt.Fprintf(out, "COUNTERS %s\n", b)
+	out.Flush()
+	return err
+}
 
+// serveMode accepts and serves connections as f.mode says until stdin
+// closes.
+func serveMode(f serverFlags, ln net.Listener, out *bufio.Writer, rssBefore int64, stdinClosed chan struct{}) error {
 	switch f.mode {
 	case "hold":
 		conns := make([]net.Conn, 0, f.expect)
