@@ -31,10 +31,13 @@ type clientFlags struct {
 	rate     int
 	warmup   time.Duration
 	maxTime  time.Duration
+	close    bool
+	tool     string
+	requests int
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | download | cps | rtt | hold | flood")
+	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | download | cps | rtt | hold | flood | http")
 	fs.StringVar(&f.target, "client-target", "", "internal: server addr:port")
 	fs.IntVar(&f.n, "client-n", 0, "internal: MB (bulk, download), pings (rtt), connections (hold), legit connects (flood)")
 	fs.IntVar(&f.conc, "client-conc", 1, "internal: client goroutines")
@@ -42,6 +45,9 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "client-timeout", 2*time.Second, "internal: per-connection timeout")
 	fs.IntVar(&f.rate, "client-rate", 0, "internal: flood SYN/s")
 	fs.DurationVar(&f.warmup, "client-warmup", time.Second, "internal: flood time before the legit connects")
+	fs.BoolVar(&f.close, "client-close", false, "internal: http: a connection per request (Connection: close)")
+	fs.StringVar(&f.tool, "client-tool", "h2load", "internal: http: h2load | ab")
+	fs.IntVar(&f.requests, "client-requests", 30000, "internal: http with -client-close: requests")
 	fs.DurationVar(&f.maxTime, "client-max-time", 0, "internal: bulk, download: stop after this long and report bytes delivered ÷ elapsed (0: transfer all n MB)")
 }
 
@@ -71,6 +77,8 @@ func runClient(f clientFlags) error {
 		r, err = clientHold(target, f)
 	case "flood":
 		r, err = clientFlood(target, f)
+	case "http":
+		r, err = clientHTTP(target, f)
 	default:
 		return fmt.Errorf("unknown workload %q", f.workload)
 	}

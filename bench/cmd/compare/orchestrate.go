@@ -49,7 +49,7 @@ func orchestrate(o Options, argv []string) error {
 		err error
 	)
 	for _, w := range workloads {
-		if len(o.Only) == 0 || slices.Contains(o.Only, w.Name) {
+		if w.selected(o.Only) {
 			wls = append(wls, w)
 		}
 	}
@@ -72,6 +72,11 @@ func orchestrate(o Options, argv []string) error {
 	}
 	if wls, err = withLoss(wls, o.Loss); err != nil {
 		return err
+	}
+	if slices.ContainsFunc(wls, func(w workload) bool { return w.ServerMode == "http" }) {
+		if err := ensureHTTPTools(); err != nil {
+			return err
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {

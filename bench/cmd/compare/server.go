@@ -14,8 +14,6 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
-	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,7 +105,7 @@ type serverFlags struct {
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stack, "server-stack", "kernel", "internal: server stack")
-	fs.StringVar(&f.mode, "server-mode", "echo", "internal: echo | sink | source | hold")
+	fs.StringVar(&f.mode, "server-mode", "echo", "internal: echo | sink | source | hold | http")
 	fs.IntVar(&f.backlog, "server-backlog", 4096, "internal: listen backlog")
 	fs.IntVar(&f.expect, "server-expect", 0, "internal: hold mode: connections to wait for")
 	fs.IntVar(&f.queues, "server-queues", 1, "internal: TAP queues")
@@ -169,6 +167,8 @@ func runServer(f serverFlags) error {
 // closes.
 func serveMode(f serverFlags, ln net.Listener, out *bufio.Writer, rssBefore int64, stdinClosed chan struct{}) error {
 	switch f.mode {
+	case "http":
+		return serveHTTP(ln, stdinClosed)
 	case "hold":
 		conns := make([]net.Conn, 0, f.expect)
 		accepted := make(chan struct{})
@@ -307,38 +307,6 @@ func procKB(file, field string) int64 {
 		}
 	}
 	return 0
-}
-
-// startProfile writes a CPU profile and an execution trace of this server
-// run into dir (set COMPARE_PROFILE_DIR to get them), for "where does the
-// time go" questions; the returned func stops both.
-func startProfile(dir, name string) (func(), error) {
-	cpu, err := os.CreateTemp(dir, name+"-*.cpu.pprof")
-	if err != nil {
-		return nil, err
-	}
-	tr, err := os.Create(strings.TrimSuffix(cpu.Name(), ".cpu.pprof") + ".trace")
-	if err != nil {
-		cpu.Close()
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(cpu); err != nil {
-		cpu.Close()
-		tr.Close()
-		return nil, err
-	}
-	if err := trace.Start(tr); err != nil {
-		pprof.StopCPUProfile()
-		cpu.Close()
-		tr.Close()
-		return nil, err
-	}
-	return func() {
-		trace.Stop()
-		pprof.StopCPUProfile()
-		cpu.Close()
-		tr.Close()
-	}, nil
 }
 
 // gomaxprocsEnv names the variable (COMPARE_GOMAXPROCS_TAPSTACK, ...) that

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -16,6 +17,8 @@ type metricDef struct {
 // workload is what the server and client do, and which rows it fills.
 type workload struct {
 	Name       string
+	Group      string // -only GROUP selects every workload of the group
+	Explicit   bool   // runs only when -only names it (or its group)
 	ServerMode string
 	Backlog    int
 	Hold       func(o Options) int // hold mode: connections
@@ -113,6 +116,21 @@ var workloads = []workload{
 	},
 	floodWorkload("flood20k", 20000),
 	floodWorkload("flood100k", 100000),
+	httpWorkload(50, true),
+	httpWorkload(200, true),
+	httpWorkload(1000, true),
+	httpWorkload(50, false),
+	httpWorkload(200, false),
+	httpWorkload(1000, false),
+	abWorkload(200),
+}
+
+// selected reports whether -only (empty: everything not Explicit) picks w.
+func (w workload) selected(only []string) bool {
+	if len(only) == 0 {
+		return !w.Explicit
+	}
+	return slices.Contains(only, w.Name) || (w.Group != "" && slices.Contains(only, w.Group))
 }
 
 func durFlag(o Options) string {
@@ -125,6 +143,9 @@ func durFlag(o Options) string {
 func workloadNames() []string {
 	var out []string
 	for _, w := range workloads {
+		if w.Group != "" && !slices.Contains(out, w.Group) {
+			out = append(out, w.Group)
+		}
 		out = append(out, w.Name)
 	}
 	return out
