@@ -112,16 +112,13 @@ func clientHTTP(target netip.AddrPort, f clientFlags) (clientResult, error) {
 	}
 	log.Close()
 	defer os.Remove(log.Name())
-	args := h2loadArgs(target, f, log.Name())
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "h2load", args...).CombinedOutput()
+	out, err := runLoadTool("h2load", h2loadArgs(target, f, log.Name()))
 	if err != nil {
-		return clientResult{}, fmt.Errorf("h2load %s: %v: %s", strings.Join(args, " "), err, lastLines(string(out), 5))
+		return clientResult{}, err
 	}
-	sum, err := parseH2load(string(out))
+	sum, err := parseH2load(out)
 	if err != nil {
-		return clientResult{}, fmt.Errorf("h2load: %w: %s", err, lastLines(string(out), 12))
+		return clientResult{}, fmt.Errorf("h2load: %w: %s", err, lastLines(out, 12))
 	}
 	lat, err := readH2loadLog(log.Name())
 	if err != nil {
@@ -168,11 +165,10 @@ var (
 // errored, N timeout".
 func parseH2load(out string) (h2loadSummary, error) {
 	var s h2loadSummary
-	m := h2loadFinished.FindStringSubmatch(out)
-	if m == nil {
-		return s, errors.New(`no "finished in ..., N req/s" line`)
+	var err error
+	if s.ReqPerSec, err = matchFloat(h2loadFinished, out, `"finished in ..., N req/s"`); err != nil {
+		return s, err
 	}
-	s.ReqPerSec, _ = strconv.ParseFloat(m[1], 64)
 	r := h2loadRequests.FindStringSubmatch(out)
 	if r == nil {
 		return s, errors.New(`no "requests: ..." line`)
@@ -223,6 +219,26 @@ func parseH2loadLog(sc *bufio.Scanner) ([]time.Duration, error) {
 	return lat, nil
 }
 
+// matchFloat returns the number re's first group matches in out.
+func matchFloat(re *regexp.Regexp, out, what string) (float64, error) {
+	m := re.FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no %s line", what)
+	}
+	return strconv.ParseFloat(m[1], 64)
+}
+
+// runLoadTool runs h2load or ab, bounded in time, and returns its output.
+func runLoadTool(name string, args []string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, lastLines(string(out), 5))
+	}
+	return string(out), nil
+}
+
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(l[max(len(l)-n, 0):], " | ")
@@ -255,16 +271,13 @@ func httpWorkload(conc int, keepAlive bool) workload {
 // profiles in BENCHMARKS.md were taken under. Its percentiles are whole
 // milliseconds.
 func clientAB(target netip.AddrPort, f clientFlags) (clientResult, error) {
-	args := abArgs(target, f)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ab", args...).CombinedOutput()
+	out, err := runLoadTool("ab", abArgs(target, f))
 	if err != nil {
-		return clientResult{}, fmt.Errorf("ab %s: %v: %s", strings.Join(args, " "), err, lastLines(string(out), 5))
+		return clientResult{}, err
 	}
-	sum, err := parseAB(string(out))
+	sum, err := parseAB(out)
 	if err != nil {
-		return clientResult{}, fmt.Errorf("ab: %w: %s", err, lastLines(string(out), 12))
+		return clientResult{}, fmt.Errorf("ab: %w: %s", err, lastLines(out, 12))
 	}
 	r := clientResult{Metrics: map[string]float64{"reqs": sum.ReqPerSec, "failed": float64(sum.Failed), "p50_ms": sum.P50ms, "p99_ms": sum.P99ms}}
 	if sum.Failed > 0 {
@@ -301,11 +314,10 @@ var (
 // responses" and the 50 % and 99 % lines of its percentile table (ms).
 func parseAB(out string) (abSummary, error) {
 	var s abSummary
-	m := abRate.FindStringSubmatch(out)
-	if m == nil {
-		return s, errors.New(`no "Requests per second" line`)
+	var err error
+	if s.ReqPerSec, err = matchFloat(abRate, out, `"Requests per second"`); err != nil {
+		return s, err
 	}
-	s.ReqPerSec, _ = strconv.ParseFloat(m[1], 64)
 	if m := abFailed.FindStringSubmatch(out); m != nil {
 		s.Failed, _ = strconv.Atoi(m[1])
 	}
