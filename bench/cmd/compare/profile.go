@@ -16,8 +16,9 @@ import (
 
 // startProfile writes a CPU profile and an execution trace of this server
 // run into dir (set COMPARE_PROFILE_DIR to get them), for "where does the
-// time go" questions, and a .stats.json of what the process did in the
-// meantime (rusage, allocations, requests served: per-request costs). With
+// time go" questions, an allocation profile, and a .stats.json of what the
+// process did in the meantime (rusage, allocations, requests served:
+// per-request costs). With
 // COMPARE_PROFILE_BLOCK=N it also records block (every blocking event of
 // N ns or more, on average) and mutex (every contention) profiles, which
 // slow the server: take them in a run of their own. The returned func
@@ -59,12 +60,14 @@ func startProfile(dir, name string) (func(), error) {
 		pprof.StopCPUProfile()
 		cpu.Close()
 		tr.Close()
+		profiles := []string{"allocs"} // sampled every 512 KB (runtime.MemProfileRate)
 		if blockRate > 0 {
-			for _, p := range []string{"block", "mutex"} {
-				if f, err := os.Create(base + "." + p + ".pprof"); err == nil {
-					_ = pprof.Lookup(p).WriteTo(f, 0)
-					f.Close()
-				}
+			profiles = append(profiles, "block", "mutex")
+		}
+		for _, p := range profiles {
+			if f, err := os.Create(base + "." + p + ".pprof"); err == nil {
+				_ = pprof.Lookup(p).WriteTo(f, 0)
+				f.Close()
 			}
 		}
 		if f, err := os.Create(base + ".stats.json"); err == nil {
