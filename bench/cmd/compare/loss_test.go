@@ -152,3 +152,41 @@ func TestRenderLossTable(t *testing.T) {
 		t.Errorf("rows for runs that did not happen:\n%s", got)
 	}
 }
+
+func TestReportRetentionRows(t *testing.T) {
+	wls, err := withLoss(workloads[:2], []float64{1, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gbps := map[string]float64{"bulk": 4, "bulk@1%": 2, "bulk@3%": 1, "download": 4, "download@1%": 3, "download@3%": 2}
+	var recs []runRecord
+	for round := 1; round <= 2; round++ {
+		for _, w := range wls {
+			recs = append(recs, runRecord{Round: round, Stack: "kernel", Workload: w.Name, Metrics: map[string]float64{"gbps": gbps[w.Name]}})
+		}
+	}
+	o := Options{Rounds: 2, Loss: []float64{1, 3}, LossTime: 10 * time.Second, LossMB: 16384}
+	rep := renderReport(o, []string{"compare"}, []string{"kernel"}, wls, recs)
+	var rows []string
+	for _, l := range strings.Split(rep, "\n") {
+		f := strings.Split(l, "|")
+		if len(f) == 4 && (strings.HasPrefix(f[1], " bulk") || strings.HasPrefix(f[1], " download")) {
+			rows = append(rows, strings.TrimSpace(f[1])+" = "+strings.Fields(f[2])[0])
+		}
+	}
+	want := []string{
+		"bulk, no loss (Gbit/s) = 4.00",
+		"bulk at 1 % loss (Gbit/s) = 2.00",
+		"bulk at 3 % loss (Gbit/s) = 1.00",
+		"bulk retention at 1 % loss (÷ no loss, same stack, same round) = 0.500",
+		"bulk retention at 3 % loss (÷ no loss, same stack, same round) = 0.250",
+		"download, no loss (Gbit/s) = 4.00",
+		"download at 1 % loss (Gbit/s) = 3.00",
+		"download at 3 % loss (Gbit/s) = 2.00",
+		"download retention at 1 % loss (÷ no loss, same stack, same round) = 0.750",
+		"download retention at 3 % loss (÷ no loss, same stack, same round) = 0.500",
+	}
+	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+}
