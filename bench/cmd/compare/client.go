@@ -34,6 +34,7 @@ type clientFlags struct {
 	close    bool
 	tool     string
 	requests int
+	cc       string
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
@@ -48,6 +49,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.close, "client-close", false, "internal: http: a connection per request (Connection: close)")
 	fs.StringVar(&f.tool, "client-tool", "h2load", "internal: http: h2load | ab")
 	fs.IntVar(&f.requests, "client-requests", 30000, "internal: http with -client-close: requests")
+	fs.StringVar(&f.cc, "client-cc", ccDefault, "internal: congestion control of the kernel client sockets")
 	fs.DurationVar(&f.maxTime, "client-max-time", 0, "internal: bulk, download: stop after this long and report bytes delivered ÷ elapsed (0: transfer all n MB)")
 }
 
@@ -55,6 +57,9 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 type clientResult struct {
 	Metrics map[string]float64
 	Note    string `json:",omitempty"`
+	// CC is the congestion control the client's sockets ran, read back
+	// from a live connection ("" if none was made).
+	CC string `json:",omitempty"`
 }
 
 func runClient(f clientFlags) error {
@@ -63,6 +68,7 @@ func runClient(f clientFlags) error {
 		return err
 	}
 	var r clientResult
+	kernelClients.name = f.cc
 	counters0 := readKernelTCPCounters() // the client netns holds no other TCP
 	switch f.workload {
 	case "bulk":
@@ -85,6 +91,9 @@ func runClient(f clientFlags) error {
 	if err != nil {
 		return err
 	}
+	if r.CC == "" {
+		r.CC = kernelClients.measured()
+	}
 	if f.workload == "bulk" || f.workload == "download" {
 		maps.Copy(r.Metrics, counterDelta("cli_", counters0, readKernelTCPCounters()))
 	}
@@ -101,7 +110,7 @@ func runClient(f clientFlags) error {
 // writing at that time instead, if it has not finished, and counts the
 // bytes the server has acknowledged by then (TCP_INFO bytes_acked).
 func clientBulk(target netip.AddrPort, f clientFlags) (clientResult, error) {
-	c, err := net.DialTimeout("tcp4", target.String(), 5*time.Second)
+	c, err := kernelClients.dial(target, 5*time.Second)
 	if err != nil {
 		return clientResult{}, err
 	}
@@ -149,7 +158,7 @@ func clientBulk(target netip.AddrPort, f clientFlags) (clientResult, error) {
 // at the first byte received (a lost request is the client's loss, not the
 // sender's) and the read stops at that time if not done.
 func clientDownload(target netip.AddrPort, f clientFlags) (clientResult, error) {
-	c, err := net.DialTimeout("tcp4", target.String(), 5*time.Second)
+	c, err := kernelClients.dial(target, 5*time.Second)
 	if err != nil {
 		return clientResult{}, err
 	}
@@ -228,7 +237,7 @@ func abort(c net.Conn) { _ = c.(*net.TCPConn).SetLinger(0) }
 // returns the connect (handshake) time.
 func echoOnce(target netip.AddrPort, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
-	c, err := net.DialTimeout("tcp4", target.String(), timeout)
+	c, err := kernelClients.dial(target, timeout)
 	if err != nil {
 		return 0, err
 	}
@@ -280,7 +289,7 @@ func clientCPS(target netip.AddrPort, f clientFlags) (clientResult, error) {
 
 // clientRTT ping-pongs one byte n times on one connection.
 func clientRTT(target netip.AddrPort, f clientFlags) (clientResult, error) {
-	c, err := net.DialTimeout("tcp4", target.String(), 5*time.Second)
+	c, err := kernelClients.dial(target, 5*time.Second)
 	if err != nil {
 		return clientResult{}, err
 	}
@@ -322,7 +331,7 @@ func clientHold(target netip.AddrPort, f clientFlags) (clientResult, error) {
 				if i >= f.n {
 					return
 				}
-				c, err := net.DialTimeout("tcp4", target.String(), 5*time.Second)
+				c, err := kernelClients.dial(target, 5*time.Second)
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())

@@ -103,6 +103,29 @@ func clientHTTP(target netip.AddrPort, f clientFlags) (clientResult, error) {
 		lim.Cur = lim.Max
 		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
 	}
+	// h2load and ab cannot setsockopt: a route gives their sockets the
+	// algorithm, and ss reads it back from their live connections.
+	if ccChosen(f.cc) {
+		undo, err := routeCongctl(target.Addr(), f.cc)
+		if err != nil {
+			return clientResult{}, err
+		}
+		defer undo()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := make(chan string, 1)
+	go func() { seen <- ssCongestion(ctx, target) }()
+	r, err := runHTTPTool(target, f)
+	cancel()
+	r.CC = <-seen
+	if r.CC == "" {
+		r.CC = "unread (ss saw no established connection)"
+	}
+	return r, err
+}
+
+// runHTTPTool runs h2load or ab as f says.
+func runHTTPTool(target netip.AddrPort, f clientFlags) (clientResult, error) {
 	if f.tool == "ab" {
 		return clientAB(target, f)
 	}

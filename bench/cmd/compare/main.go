@@ -41,6 +41,9 @@ type Options struct {
 	Loss     []float64
 	LossTime time.Duration
 	LossMB   int
+	// CC is the congestion control every stack and every kernel client
+	// runs (-cc), or "default" for each stack's own.
+	CC string
 }
 
 func main() {
@@ -53,6 +56,7 @@ func main() {
 		only   = flag.String("only", "", "comma-separated workloads (default all): "+strings.Join(workloadNames(), ","))
 		gmp    = flag.String("gomaxprocs", "", "per-stack GOMAXPROCS of the server processes, e.g. tapstack=1 (default: Go's, one per CPU)")
 		loss   = flag.String("loss", "", "comma-separated percentages of TCP packets to drop each way in the client netns, e.g. 1,3: bulk and download then run at each and clean (iptables statistic match; single-frame links)")
+		cc     = flag.String("cc", "cubic", "congestion control of every stack's TCP and of every kernel client socket (tapstack: its sysctl; gVisor: CongestionControlOption; kernel: TCP_CONGESTION, for h2load/ab a congctl route); \"default\": each stack's own (the kernel's sysctl, gVisor's reno, tapstack's cubic)")
 		stacks = flag.String("stacks", "", "comma-separated stacks (default all available): "+strings.Join(stackNames(), ","))
 	)
 	flag.IntVar(&o.Rounds, "rounds", 3, "rounds; each round runs every workload on every stack, interleaved")
@@ -82,6 +86,9 @@ func main() {
 			break
 		}
 		if o.Loss, err = parseLoss(*loss); err != nil {
+			break
+		}
+		if o.CC, err = parseCC(*cc); err != nil {
 			break
 		}
 		err = orchestrate(o, os.Args)

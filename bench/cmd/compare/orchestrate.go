@@ -29,6 +29,9 @@ type runRecord struct {
 	Metrics  map[string]float64
 	Note     string
 	Err      error
+	// The congestion control the server's and the clients' connections
+	// ran, read back from live connections ("" if none was read).
+	ServerCC, ClientCC string
 }
 
 func orchestrate(o Options, argv []string) error {
@@ -73,6 +76,9 @@ func orchestrate(o Options, argv []string) error {
 	if wls, err = withLoss(wls, o.Loss); err != nil {
 		return err
 	}
+	if err := checkCC(o.CC, stacks); err != nil {
+		return err
+	}
 	if slices.ContainsFunc(wls, func(w workload) bool { return w.ServerMode == "http" }) {
 		if err := ensureHTTPTools(); err != nil {
 			return err
@@ -99,7 +105,7 @@ func orchestrate(o Options, argv []string) error {
 			for _, s := range stacks {
 				busy, flagged := waitQuiet(o)
 				rec := runRecord{Round: round, Stack: s, Workload: w.Name, Busy: busy, Flagged: flagged}
-				rec.Metrics, rec.Note, rec.Err = runOne(topo, self, stackDefs[s], w, o)
+				rec.Metrics, rec.Note, rec.Err = runOne(topo, self, stackDefs[s], w, o, &rec)
 				logRecord(rec)
 				records = append(records, rec)
 			}
@@ -179,19 +185,20 @@ func (c *child) expect(prefix string, timeout time.Duration) (string, error) {
 	}
 }
 
-// finish closes a server's stdin and reads the TCP counters it prints as
-// it stops (srv_segs, srv_retrans, srv_rto: see tcpCounters).
-func (c *child) finish() (map[string]float64, error) {
+// finish closes a server's stdin and reads what it prints as it stops:
+// its TCP counters (srv_segs, srv_retrans, srv_rto: see tcpCounters) and
+// the congestion control it ran.
+func (c *child) finish() (serverFinish, error) {
 	c.stdin.Close()
 	line, err := c.expect("COUNTERS", 10*time.Second)
 	if err != nil {
-		return nil, err
+		return serverFinish{}, err
 	}
-	var m map[string]float64
-	if err := json.Unmarshal([]byte(line), &m); err != nil {
-		return nil, fmt.Errorf("server counters %q: %w", line, err)
+	var f serverFinish
+	if err := json.Unmarshal([]byte(line), &f); err != nil {
+		return serverFinish{}, fmt.Errorf("server counters %q: %w", line, err)
 	}
-	return m, nil
+	return f, nil
 }
 
 // stop closes stdin and waits; a child that lingers is killed.
@@ -208,11 +215,13 @@ func (c *child) stop() {
 	c.topo.untrack(c.cmd.Process)
 }
 
-// runOne starts the server, runs the client against it and gathers metrics.
-func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (map[string]float64, string, error) {
+// runOne starts the server, runs the client against it and gathers
+// metrics; it notes in rec the congestion control both ends ran.
+func runOne(topo *topology, self string, d *stackDef, w workload, o Options, rec *runRecord) (map[string]float64, string, error) {
 	srvNS, cliNS, routerNS := topo.namespaces(d, w.LossRun)
 	srvArgs := []string{"-serve", "-server-stack", d.Name, "-server-mode", w.ServerMode,
-		"-server-backlog", strconv.Itoa(w.Backlog), "-server-queues", strconv.Itoa(o.Queues), "-server-offload=" + strconv.FormatBool(o.Offload)}
+		"-server-backlog", strconv.Itoa(w.Backlog), "-server-queues", strconv.Itoa(o.Queues), "-server-offload=" + strconv.FormatBool(o.Offload),
+		"-server-cc", o.CC}
 	hold := 0
 	if w.Hold != nil {
 		hold = w.Hold(o)
@@ -265,7 +274,7 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (ma
 		}()
 	}
 
-	cliArgs := append([]string{"-client", "-client-target", d.serverAddr().String()}, w.ClientArgs(o)...)
+	cliArgs := append([]string{"-client", "-client-target", d.serverAddr().String(), "-client-cc", o.CC}, w.ClientArgs(o)...)
 	cli, err := startChild(topo, cliNS, self, "client "+d.Name, nil, cliArgs...)
 	if err != nil {
 		close(stopSampler)
@@ -285,6 +294,7 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (ma
 	if err := json.Unmarshal([]byte(line), &cr); err != nil {
 		return nil, "", fmt.Errorf("client result %q: %w", line, err)
 	}
+	rec.ClientCC = cr.CC
 	m := cr.Metrics
 	if w.LossRun {
 		in, out, err := readLoss(routerNS)
@@ -319,11 +329,12 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (ma
 		}
 		m["mb_per_10k"] = delta / float64(hold) * 10000 / (1 << 20)
 	}
-	counters, err := srv.finish()
+	fin, err := srv.finish()
 	if err != nil {
 		return nil, cr.Note, fmt.Errorf("server: %w", err)
 	}
-	maps.Copy(m, counters)
+	rec.ServerCC = fin.CC
+	maps.Copy(m, fin.Counters)
 	return m, cr.Note, nil
 }
 

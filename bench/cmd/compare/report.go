@@ -97,6 +97,7 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 	fmt.Fprintf(&b, "# tapstack / gVisor netstack / Linux kernel\n\n")
 	fmt.Fprintf(&b, "Command: `cd bench && go run ./cmd/compare %s` (as root)\n\n", strings.Join(argv[1:], " "))
 	fmt.Fprintf(&b, "Machine: %s\n\n", machineInfo())
+	fmt.Fprintf(&b, "%s\n\n", ccNote(o, stacks, records))
 
 	ratios := [][2]string{}
 	for _, p := range [][2]string{{"tapstack", "gvisor"}, {"tapstack", "kernel"}, {"gvisor", "kernel"}} {
@@ -234,6 +235,9 @@ func (r runRecord) line() string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, " %s=%.4g", k, r.Metrics[k])
 	}
+	if r.ServerCC != "" || r.ClientCC != "" {
+		fmt.Fprintf(&b, " cc_srv=%s cc_cli=%s", ccWord(r.ServerCC), ccWord(r.ClientCC))
+	}
 	if r.Note != "" {
 		fmt.Fprintf(&b, " [%s]", r.Note)
 	}
@@ -295,6 +299,9 @@ func renderLossTable(stacks []string, wls []workload, records []runRecord) strin
 				continue
 			}
 			sender := map[string]string{"client": "kernel client", "server": s + " server"}[w.Sender]
+			if cc := senderCC(records, s, w); cc != "" {
+				sender += ", " + cc
+			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.0f | %s (%s) | %.0f |\n", variantTitle(w), s,
 				share(sum["in_drop"], sum["in_pkts"]), share(sum["out_drop"], sum["out_pkts"]), sum["in_big"]+sum["out_big"],
 				share(sum[snd+"retrans"], sum[snd+"segs"]), sender, sum[snd+"rto"])
@@ -302,7 +309,8 @@ func renderLossTable(stacks []string, wls []workload, records []runRecord) strin
 	}
 	b.WriteString("\nSums over the rounds. Dropped: packets the drop rule took of those the counting rule saw, " +
 		"in each direction. Retransmitted: the sending TCP's RetransSegs of its OutSegs (the kernel's own counters in its " +
-		"netns, tapstack's and gVisor's stack counters); RTOs: TcpExtTCPTimeouts (gVisor: Timeouts).\n")
+		"netns, tapstack's and gVisor's stack counters), with the congestion control the sender ran (read back from its live " +
+		"connection, each run); RTOs: TcpExtTCPTimeouts (gVisor: Timeouts).\n")
 	return b.String()
 }
 
@@ -312,4 +320,81 @@ func share(n, total float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f %% (%.0f of %.0f)", 100*n/total, n, total)
+}
+
+// ccNote is the report's congestion-control line: what was asked for, and
+// what each stack's server and its kernel clients ran, as read back from
+// live connections, counted over the runs.
+func ccNote(o Options, stacks []string, records []runRecord) string {
+	var b strings.Builder
+	if ccChosen(o.CC) {
+		fmt.Fprintf(&b, "Congestion control: `-cc %s` for every stack and every kernel client.", o.CC)
+	} else {
+		var defaults []string
+		for _, s := range stacks {
+			if d := stackDefs[s]; d.DefaultCC != nil {
+				defaults = append(defaults, s+" "+d.DefaultCC())
+			}
+		}
+		fmt.Fprintf(&b, "Congestion control: `-cc default`, each stack its own (%s; kernel clients: the kernel's).", strings.Join(defaults, ", "))
+	}
+	b.WriteString(" Ran, read back from live connections (runs):")
+	for i, s := range stacks {
+		srv, cli := map[string]int{}, map[string]int{}
+		for _, r := range records {
+			if r.Stack == s && r.Err == nil {
+				srv[ccWord(r.ServerCC)]++
+				cli[ccWord(r.ClientCC)]++
+			}
+		}
+		sep := ";"
+		if i == len(stacks)-1 {
+			sep = "."
+		}
+		fmt.Fprintf(&b, " %s server %s, its kernel clients %s%s", stackTitles[s], ccRuns(srv), ccRuns(cli), sep)
+	}
+	b.WriteString(" (tapstack: its net.ipv4.tcp_congestion_control at accept, the library has no per-connection name; " +
+		"gVisor: the accepted endpoint's CongestionControlOption; kernel server and Go clients: getsockopt TCP_CONGESTION; " +
+		"h2load and ab, given the algorithm by a congctl route: ss -tin.)")
+	return b.String()
+}
+
+// ccWord is a read-back algorithm for the report ("not read" if none).
+func ccWord(name string) string {
+	if name == "" {
+		return "not-read"
+	}
+	return name
+}
+
+// ccRuns renders run counts per algorithm: "cubic ×18", most runs first.
+func ccRuns(m map[string]int) string {
+	if len(m) == 0 {
+		return "–"
+	}
+	out := ccCounts(m)
+	if len(m) == 1 {
+		for _, n := range m {
+			out += fmt.Sprintf(" ×%d", n)
+		}
+	}
+	return out
+}
+
+// senderCC is what the sending TCP of a loss variant ran on one stack:
+// its runs' read-back algorithms ("cubic", or "cubic ×2, bbr ×1").
+func senderCC(records []runRecord, stack string, w workload) string {
+	m := map[string]int{}
+	for _, r := range records {
+		if r.Stack != stack || r.Workload != w.Name || r.Err != nil {
+			continue
+		}
+		if cc := map[string]string{"client": r.ClientCC, "server": r.ServerCC}[w.Sender]; cc != "" {
+			m[cc]++
+		}
+	}
+	if len(m) == 0 {
+		return ""
+	}
+	return ccCounts(m)
 }

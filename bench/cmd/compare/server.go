@@ -42,20 +42,27 @@ type stackDef struct {
 	Name, Label string
 	TAP         bool
 	Listen      func(c serverConfig) (net.Listener, served, error)
+	// CheckCC fails clearly when the stack cannot run a congestion
+	// control; DefaultCC names its own default (-cc default).
+	CheckCC   func(name string) error
+	DefaultCC func() string
 }
 
 // served is what a stack's Listen leaves to the server: how to close the
-// stack, and its TCP counters under nstat names (TcpOutSegs, ...).
+// stack, its TCP counters under nstat names (TcpOutSegs, ...), and how to
+// read the congestion control a connection it accepted runs.
 type served struct {
 	Close    func()
 	Counters func() map[string]uint64
+	ConnCC   func(net.Conn) (string, error)
 }
 
 type serverConfig struct {
 	Addr    netip.AddrPort
 	Backlog int
 	Queues  int
-	Offload bool // the TAP with virtio-net offloads (tapstack only)
+	Offload bool   // the TAP with virtio-net offloads (tapstack only)
+	CC      string // congestion control (-cc; "default": the stack's own)
 }
 
 var stackOrder = []string{"tapstack", "gvisor", "kernel"}
@@ -101,6 +108,7 @@ type serverFlags struct {
 	expect  int
 	queues  int
 	offload bool
+	cc      string
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
@@ -110,6 +118,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.expect, "server-expect", 0, "internal: hold mode: connections to wait for")
 	fs.IntVar(&f.queues, "server-queues", 1, "internal: TAP queues")
 	fs.BoolVar(&f.offload, "server-offload", false, "internal: offload TAP (tapstack)")
+	fs.StringVar(&f.cc, "server-cc", ccDefault, "internal: congestion control")
 }
 
 // serverReport is the one JSON line a server prints after "READY" when it
@@ -117,6 +126,12 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 type serverReport struct {
 	RSSBefore, RSSAfter int64
 	Accepted            int
+}
+
+// serverFinish is the line a server prints as it stops.
+type serverFinish struct {
+	Counters map[string]float64
+	CC       string `json:",omitempty"` // of the first accepted connection
 }
 
 // runServer serves one workload until stdin closes.
@@ -132,11 +147,12 @@ func runServer(f serverFlags) error {
 	if d == nil {
 		return fmt.Errorf("unknown stack %q", f.stack)
 	}
-	ln, st, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Offload: f.offload})
+	base, st, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Offload: f.offload, CC: f.cc})
 	if err != nil {
 		return fmt.Errorf("%s listen: %w", f.stack, err)
 	}
 	defer st.Close()
+	ln := &ccListener{Listener: base, read: st.ConnCC}
 	defer ln.Close()
 	if dir := os.Getenv("COMPARE_PROFILE_DIR"); dir != "" {
 		stop, err := startProfile(dir, f.stack+"-"+f.mode)
@@ -155,9 +171,10 @@ func runServer(f serverFlags) error {
 	stdinClosed := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
 	err = serveMode(f, ln, out, rssBefore, stdinClosed)
-	// What this server's TCP sent and retransmitted, for the run log and
-	// the loss table; the orchestrator waits for this line.
-	b, _ := json.Marshal(counterDelta("srv_", counters0, st.Counters()))
+	// What this server's TCP sent and retransmitted, and the congestion
+	// control its first connection ran, for the run log, the loss table
+	// and the report's header; the orchestrator waits for this line.
+	b, _ := json.Marshal(serverFinish{Counters: counterDelta("srv_", counters0, st.Counters()), CC: ln.measured()})
 	fmt.Fprintf(out, "COUNTERS %s\n", b)
 	out.Flush()
 	return err

@@ -2,8 +2,11 @@ package main
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -19,7 +22,46 @@ import (
 )
 
 func init() {
-	registerStack(&stackDef{Name: "gvisor", Label: "gVisor netstack (TAP)", TAP: true, Listen: listenGVisor})
+	registerStack(&stackDef{Name: "gvisor", Label: "gVisor netstack (TAP)", TAP: true, Listen: listenGVisor,
+		CheckCC: checkGVisorCC, DefaultCC: gvisorDefaultCC})
+}
+
+// newGVisorStack is a stack with IPv4, ARP and TCP.
+func newGVisorStack() *stack.Stack {
+	return stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+	})
+}
+
+// setGVisorCC makes name the algorithm of the stack's new endpoints.
+func setGVisorCC(s *stack.Stack, name string) error {
+	if !ccChosen(name) {
+		return nil
+	}
+	opt := tcpip.CongestionControlOption(name)
+	if e := s.SetTransportProtocolOption(tcp.ProtocolNumber, &opt); e != nil {
+		var avail tcpip.TCPAvailableCongestionControlOption
+		_ = s.TransportProtocolOption(tcp.ProtocolNumber, &avail)
+		return fmt.Errorf("gvisor cannot run congestion control %q: %s (available: %s)", name, e, avail)
+	}
+	return nil
+}
+
+func checkGVisorCC(name string) error {
+	s := newGVisorStack()
+	defer func() { s.Close(); s.Wait() }()
+	return setGVisorCC(s, name)
+}
+
+func gvisorDefaultCC() string {
+	s := newGVisorStack()
+	defer func() { s.Close(); s.Wait() }()
+	var cc tcpip.CongestionControlOption
+	if e := s.TransportProtocolOption(tcp.ProtocolNumber, &cc); e != nil {
+		return "unknown"
+	}
+	return string(cc)
 }
 
 // listenGVisor builds a gVisor stack on an fdbased endpoint over the TAP
@@ -52,10 +94,7 @@ func listenGVisor(c serverConfig) (net.Listener, served, error) {
 		closeFDs()
 		return nil, served{}, err
 	}
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
-	})
+	s := newGVisorStack()
 	cleanup := func() { s.Close(); s.Wait() }
 	fail := func(what string, e tcpip.Error) (net.Listener, served, error) {
 		cleanup()
@@ -68,6 +107,10 @@ func listenGVisor(c serverConfig) (net.Listener, served, error) {
 	moderate := tcpip.TCPModerateReceiveBufferOption(true)
 	if e := s.SetTransportProtocolOption(tcp.ProtocolNumber, &moderate); e != nil {
 		return fail("moderate rcvbuf", e)
+	}
+	if err := setGVisorCC(s, c.CC); err != nil {
+		cleanup()
+		return nil, served{}, err
 	}
 	if e := s.CreateNIC(1, linkEP); e != nil {
 		return fail("CreateNIC", e)
@@ -103,5 +146,76 @@ func listenGVisor(c serverConfig) (net.Listener, served, error) {
 		return map[string]uint64{"TcpOutSegs": t.SegmentsSent.Value(), "TcpRetransSegs": t.Retransmits.Value(),
 			"TcpExtTCPTimeouts": t.Timeouts.Value()}
 	}
-	return gonet.NewTCPListener(s, &wq, ep), served{Close: cleanup, Counters: counters}, nil
+	ln := &gvisorListener{ep: ep, wq: &wq, closed: make(chan struct{})}
+	return ln, served{Close: cleanup, Counters: counters, ConnCC: gvisorConnCC}, nil
+}
+
+// gvisorListener accepts as gonet's listener does but keeps each
+// connection's endpoint, whose congestion control the server reads back.
+type gvisorListener struct {
+	ep        tcpip.Endpoint
+	wq        *waiter.Queue
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// gvisorConn is a gonet connection with its endpoint.
+type gvisorConn struct {
+	*gonet.TCPConn
+	ep tcpip.Endpoint
+}
+
+func (l *gvisorListener) Accept() (net.Conn, error) {
+	n, wq, e := l.ep.Accept(nil)
+	if isWouldBlock(e) {
+		// Register before trying again, so no connection slips in between.
+		entry, ready := waiter.NewChannelEntry(waiter.ReadableEvents)
+		l.wq.EventRegister(&entry)
+		defer l.wq.EventUnregister(&entry)
+		for {
+			if n, wq, e = l.ep.Accept(nil); !isWouldBlock(e) {
+				break
+			}
+			select {
+			case <-l.closed:
+				return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: net.ErrClosed}
+			case <-ready:
+			}
+		}
+	}
+	if e != nil {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: errors.New(e.String())}
+	}
+	return &gvisorConn{TCPConn: gonet.NewTCPConn(wq, n), ep: n}, nil
+}
+
+func isWouldBlock(e tcpip.Error) bool {
+	_, ok := e.(*tcpip.ErrWouldBlock)
+	return ok
+}
+
+func (l *gvisorListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed); l.ep.Close() })
+	return nil
+}
+
+func (l *gvisorListener) Addr() net.Addr {
+	a, e := l.ep.GetLocalAddress()
+	if e != nil {
+		return &net.TCPAddr{}
+	}
+	return &net.TCPAddr{IP: net.IP(a.Addr.AsSlice()), Port: int(a.Port)}
+}
+
+// gvisorConnCC reads CongestionControlOption of an accepted endpoint.
+func gvisorConnCC(c net.Conn) (string, error) {
+	gc, ok := c.(*gvisorConn)
+	if !ok {
+		return "", fmt.Errorf("%T is not a gVisor connection", c)
+	}
+	var cc tcpip.CongestionControlOption
+	if e := gc.ep.GetSockOpt(&cc); e != nil {
+		return "", errors.New(e.String())
+	}
+	return strings.TrimSpace(string(cc)), nil
 }

@@ -4,18 +4,32 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
 func init() {
-	registerStack(&stackDef{Name: "kernel", Label: "Linux kernel (veth)", Listen: listenKernel})
+	registerStack(&stackDef{Name: "kernel", Label: "Linux kernel (veth)", Listen: listenKernel,
+		CheckCC: checkKernelCC, DefaultCC: kernelDefaultCC})
+}
+
+// kernelDefaultCC is net.ipv4.tcp_congestion_control (new namespaces
+// inherit the host's).
+func kernelDefaultCC() string {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // listenKernel listens with kernel sockets; a second listen(2) on the
-// listening socket sets the backlog (Go always passes somaxconn).
+// listening socket sets the backlog (Go always passes somaxconn). With
+// -cc the listener gets TCP_CONGESTION and accepted sockets inherit it.
 func listenKernel(c serverConfig) (net.Listener, served, error) {
-	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp4", c.Addr.String())
+	ln, err := (&net.ListenConfig{Control: ccControl(c.CC)}).Listen(context.Background(), "tcp4", c.Addr.String())
 	if err != nil {
 		return nil, served{}, err
 	}
@@ -33,5 +47,5 @@ func listenKernel(c serverConfig) (net.Listener, served, error) {
 		return nil, served{}, fmt.Errorf("listen backlog %d: %w", c.Backlog, lerr)
 	}
 	// The server netns has no other TCP than this server's.
-	return ln, served{Close: func() {}, Counters: readKernelTCPCounters}, nil
+	return ln, served{Close: func() {}, Counters: readKernelTCPCounters, ConnCC: kernelConnCC}, nil
 }

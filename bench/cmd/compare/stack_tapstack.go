@@ -11,14 +11,48 @@ import (
 )
 
 func init() {
-	registerStack(&stackDef{Name: "tapstack", Label: "tapstack (TAP)", TAP: true, Listen: listenTapstack})
+	registerStack(&stackDef{Name: "tapstack", Label: "tapstack (TAP)", TAP: true, Listen: listenTapstack,
+		CheckCC: checkTapstackCC, DefaultCC: tapstackDefaultCC})
+}
+
+// tapstackDefaultCC is net.ipv4.tcp_congestion_control of a stack built
+// with no sysctls.
+func tapstackDefaultCC() string {
+	s, err := stack.New(stack.Config{})
+	if err != nil {
+		return "unknown"
+	}
+	defer s.Close()
+	name, _ := s.Sysctl(ccSysctl)
+	return name
+}
+
+const ccSysctl = "net.ipv4.tcp_congestion_control"
+
+// tapstackSysctls are the stack's sysctls for congestion control name
+// (none for "default": Linux defaults for every sysctl).
+func tapstackSysctls(name string) map[string]string {
+	if !ccChosen(name) {
+		return nil
+	}
+	return map[string]string{ccSysctl: name}
+}
+
+// checkTapstackCC builds a stack with the sysctl, as the server does.
+func checkTapstackCC(name string) error {
+	s, err := stack.New(stack.Config{Sysctls: tapstackSysctls(name)})
+	if err != nil {
+		return fmt.Errorf("tapstack cannot run congestion control %q: %w", name, err)
+	}
+	s.Close()
+	return nil
 }
 
 // listenTapstack attaches a tapstack to a fresh TAP (with virtio-net
 // offloads when c.Offload) and listens with the given backlog; Linux
-// defaults for every sysctl.
+// defaults for every sysctl but the congestion control (-cc).
 func listenTapstack(c serverConfig) (net.Listener, served, error) {
-	s, err := stack.New(stack.Config{})
+	s, err := stack.New(stack.Config{Sysctls: tapstackSysctls(c.CC)})
 	if err != nil {
 		return nil, served{}, err
 	}
@@ -59,7 +93,11 @@ func listenTapstack(c serverConfig) (net.Listener, served, error) {
 		}
 		return m
 	}
-	return ln, served{Counters: counters, Close: func() {
+	// A connection takes the sysctl's algorithm when it is created; the
+	// library shows no per-connection name, so the stack's value at accept
+	// time is what the accepted connection runs.
+	connCC := func(net.Conn) (string, error) { return s.Sysctl(ccSysctl) }
+	return ln, served{Counters: counters, ConnCC: connCC, Close: func() {
 		if dir := os.Getenv("COMPARE_PROFILE_DIR"); dir != "" {
 			// With the profiles, the counters say what the stack did.
 			if f, err := os.CreateTemp(dir, "tapstack-*.nstat"); err == nil {
