@@ -68,6 +68,17 @@ const (
 	cTCPACKSkippedSeq
 	cTCPACKSkippedPAWS
 	cTCPACKSkippedChallenge
+	cTCPSACKReneging
+	cTCPDSACKIgnoredOld
+	cTCPDSACKIgnoredNoUndo
+	cTCPSACKDiscard
+	cTCPDSACKOfoRecv
+	cTCPDSACKIgnoredDubious
+	cTCPDSACKRecvSegs
+	cTCPTSReorder
+	cTCPRenoReorder
+	cTCPSpuriousRTOs
+	cTCPLossProbeRecovery
 	numCounters
 )
 
@@ -98,6 +109,17 @@ var counterNames = [numCounters]string{
 	cTCPDSACKUndo: "TcpExtTCPDSACKUndo", cTCPLossUndo: "TcpExtTCPLossUndo",
 	cTCPFlagsDrop: "TcpExtTCPFlagsDrop", cTCPACKSkippedSeq: "TcpExtTCPACKSkippedSeq",
 	cTCPACKSkippedPAWS: "TcpExtTCPACKSkippedPAWS", cTCPACKSkippedChallenge: "TcpExtTCPACKSkippedChallenge",
+	cTCPSACKReneging:        "TcpExtTCPSACKReneging",
+	cTCPDSACKIgnoredOld:     "TcpExtTCPDSACKIgnoredOld",
+	cTCPDSACKIgnoredNoUndo:  "TcpExtTCPDSACKIgnoredNoUndo",
+	cTCPSACKDiscard:         "TcpExtTCPSACKDiscard",
+	cTCPDSACKOfoRecv:        "TcpExtTCPDSACKOfoRecv",
+	cTCPDSACKIgnoredDubious: "TcpExtTCPDSACKIgnoredDubious",
+	cTCPDSACKRecvSegs:       "TcpExtTCPDSACKRecvSegs",
+	cTCPTSReorder:           "TcpExtTCPTSReorder",
+	cTCPRenoReorder:         "TcpExtTCPRenoReorder",
+	cTCPSpuriousRTOs:        "TcpExtTCPSpuriousRTOs",
+	cTCPLossProbeRecovery:   "TcpExtTCPLossProbeRecovery",
 }
 
 // mib is the stack's counter set. Each counter is its own atomic so shard
