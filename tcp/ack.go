@@ -241,7 +241,7 @@ func (c *Conn) cleanRtxQueue(sg *segment, ack, priorUna, priorFack seqnum, st *a
 		sackRTT = time.Duration(st.now - st.firstSackt)
 		caRTT = time.Duration(st.now - st.lastSackt)
 	}
-	rttUpdate := c.ackUpdateRTT(sg, st.flag, seqRTT, sackRTT, caRTT)
+	rttUpdate := c.ackUpdateRTT(sg, st.flag, seqRTT, sackRTT, caRTT, st.now)
 	if st.flag&flagDataAcked != 0 {
 		st.flag |= flagSetXmitTimer
 		if !c.sackOn {
@@ -305,7 +305,7 @@ func (c *Conn) tsEcrBefore(sg *segment, when uint32) bool {
 // newest acknowledged never-retransmitted data, else from SACKed data,
 // else from the echoed timestamp when the ACK covers new data (RFC 7323
 // §4.1 RTTM); Karn's rule forbids a sample from retransmitted data alone.
-func (c *Conn) ackUpdateRTT(sg *segment, flag int, seqRTT, sackRTT, caRTT time.Duration) bool {
+func (c *Conn) ackUpdateRTT(sg *segment, flag int, seqRTT, sackRTT, caRTT time.Duration, now stamp) bool {
 	if seqRTT < 0 {
 		seqRTT = sackRTT
 	}
@@ -319,7 +319,7 @@ func (c *Conn) ackUpdateRTT(sg *segment, flag int, seqRTT, sackRTT, caRTT time.D
 	if seqRTT < 0 {
 		return false
 	}
-	c.updateMinRTT(caRTT, flag)
+	c.updateMinRTT(caRTT, flag, now)
 	c.rttEstimate(seqRTT)
 	c.backoff = 0 // RFC 6298: reset the backoff only on a valid sample
 	return true

@@ -17,7 +17,7 @@ func (c *Conn) minRTO() time.Duration {
 // rttSample feeds one measurement into the estimator and the minimum RTT
 // filter (the handshake's samples: tcp_synack_rtt_meas and the SYN-ACK).
 func (c *Conn) rttSample(m time.Duration) {
-	c.updateMinRTT(m, 0)
+	c.updateMinRTT(m, 0, c.s.stampNow())
 	c.rttEstimate(m)
 }
 
@@ -68,14 +68,14 @@ func (c *Conn) rttEstimate(m time.Duration) {
 // updateMinRTT is tcp_update_rtt_min: a windowed minimum over
 // tcp_min_rtt_wlen (minmax_running_min); the ACK of a lone runt segment,
 // likely delayed, may not raise it.
-func (c *Conn) updateMinRTT(rtt time.Duration, flag int) {
+func (c *Conn) updateMinRTT(rtt time.Duration, flag int, now stamp) {
 	if rtt < 0 {
 		return
 	}
 	if flag&flagAckMaybeDelayed != 0 && rtt > c.minRTTOrInf() {
 		return
 	}
-	c.rttMin.update(c.s.stampNow(), max(rtt, time.Microsecond), minRTTWindow)
+	c.rttMin.update(now, max(rtt, time.Microsecond), minRTTWindow)
 	c.minRTT = c.rttMin.s[0].v
 }
 

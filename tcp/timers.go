@@ -143,7 +143,7 @@ func (c *Conn) probeTimer(out *outBatch) {
 		n := min(avail, c.sendMSS(), c.sndWnd)
 		fin := c.finQueued && !c.finSent && n == avail
 		if n > 0 || fin {
-			c.sendNew(out, n, fin, 0, c.sendMSS())
+			c.sendNew(out, n, fin, 0, c.sendMSS(), c.s.stampNow())
 		}
 		c.xmit(out)
 		return

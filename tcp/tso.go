@@ -155,8 +155,8 @@ func (c *Conn) tsoSplit(mss, segs, quota, avail, room int) int {
 // application-limited tail that fits, waiting for more writes; here what
 // fits goes.) It also reports whether the congestion window, rather than
 // the peer's, is what held the data back.
-func (c *Conn) tsoShouldDefer(mss, segs, quota, avail, room int, now time.Time) (deferIt, cwndLimited bool) {
-	if c.ca >= caRecovery || c.sb.n == 0 || now.Sub(c.s.epoch)-time.Duration(c.lastSend) > tsoDeferMaxIdle {
+func (c *Conn) tsoShouldDefer(mss, segs, quota, avail, room int, now stamp) (deferIt, cwndLimited bool) {
+	if c.ca >= caRecovery || c.sb.n == 0 || time.Duration(now-c.lastSend) > tsoDeferMaxIdle {
 		return false, false
 	}
 	congWin := quota * mss
@@ -168,7 +168,7 @@ func (c *Conn) tsoShouldDefer(mss, segs, quota, avail, room int, now time.Time) 
 		return false, false
 	}
 	expectedAck := time.Duration(c.sb.at(0).sent) + c.srtt
-	if howFar := expectedAck - time.Duration(c.s.stampNow()); howFar > min(c.srtt/2, time.Millisecond) {
+	if howFar := expectedAck - time.Duration(now); howFar > min(c.srtt/2, time.Millisecond) {
 		return false, false
 	}
 	return true, congWin < room

@@ -18,7 +18,7 @@ func (c *Conn) xmitNew(out *outBatch, nagleOff bool) {
 		return
 	}
 	mss := c.sendMSS()
-	now := c.s.clock.Now()
+	now := c.s.stampNow()
 	sent := 0
 	limited := false
 	for !c.finSent {
@@ -62,7 +62,7 @@ func (c *Conn) xmitNew(out *outBatch, nagleOff bool) {
 		if c.sndUna == c.sndNxt {
 			c.idleRestart()
 		}
-		c.sendNew(out, n, fin, gso, mss)
+		c.sendNew(out, n, fin, gso, mss, now)
 		sent += pcount(n, mss)
 	}
 	limited = limited || c.inFlight() >= int(c.cwnd)
@@ -89,7 +89,7 @@ func (c *Conn) xmitProbe(out *outBatch) {
 	if (n <= 0 && !fin) || (n == 0 && room <= 0) {
 		return
 	}
-	c.sendNew(out, n, fin, 0, mss)
+	c.sendNew(out, n, fin, 0, mss, c.s.stampNow())
 	if c.inCwndReduction() {
 		c.prrOut++
 	}
@@ -98,7 +98,7 @@ func (c *Conn) xmitProbe(out *outBatch) {
 // sendNew sends n new bytes from snd_nxt (and the FIN) as one segment,
 // or as a super-segment cut at gso bytes, and records them on the
 // scoreboard (tcp_transmit_skb + tcp_event_new_data_sent).
-func (c *Conn) sendNew(out *outBatch, n int, fin bool, gso, mss int) {
+func (c *Conn) sendNew(out *outBatch, n int, fin bool, gso, mss int, now stamp) {
 	seq := c.sndNxt
 	flags := uint8(0)
 	if n > 0 && n == c.dataEnd().diff(seq) {
@@ -109,7 +109,7 @@ func (c *Conn) sendNew(out *outBatch, n int, fin bool, gso, mss int) {
 	}
 	priorPackets := c.sb.packetsOut
 	c.sendSuper(out, seq, n, flags, gso)
-	c.lastSend = c.s.stampNow()
+	c.lastSend = now
 	cut := max(n, 1)
 	if gso > 0 {
 		cut = gso
@@ -117,7 +117,7 @@ func (c *Conn) sendNew(out *outBatch, n int, fin bool, gso, mss int) {
 	if n > 0 {
 		c.s.mib.add(cTCPOrigDataSent, uint64(pcount(n, mss)))
 	}
-	c.recordSent(seq, n, cut, fin, c.s.stampNow())
+	c.recordSent(seq, n, cut, fin, now)
 	c.sndNxt = seq.add(n)
 	if fin {
 		c.finSent, c.finSeq = true, c.sndNxt
