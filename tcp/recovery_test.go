@@ -178,13 +178,20 @@ func (p *rpeer) state() (ca caState, cwnd, ssthresh uint32, sb scoreboard) {
 
 func (p *rpeer) counter(name string) uint64 { return p.h.s.Counter(name) }
 
-// checkScoreboard verifies the counters against the records: every count
-// Linux keeps beside its queue must be what the records say.
+// checkScoreboard verifies the counters against the records.
 func (p *rpeer) checkScoreboard() {
 	p.t.Helper()
-	p.c.mu.Lock()
-	defer p.c.mu.Unlock()
-	sb := &p.c.sb
+	checkScoreboard(p.t, p.c)
+}
+
+// checkScoreboard verifies c's counters against its records: every count
+// Linux keeps beside its queue must be what the records say, the records
+// must tile [snd_una, snd_nxt) and in-flight must not be negative.
+func checkScoreboard(t *testing.T, c *Conn) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sb := &c.sb
 	var sacked, lost, retrans int
 	for i := 0; i < sb.n; i++ {
 		g := sb.at(i)
@@ -198,15 +205,24 @@ func (p *rpeer) checkScoreboard() {
 			retrans++
 		}
 		if i > 0 && sb.at(i-1).end != g.seq {
-			p.t.Fatalf("record %d starts at %d, previous ends at %d", i, g.seq, sb.at(i-1).end)
+			t.Fatalf("record %d starts at %d, previous ends at %d", i, g.seq, sb.at(i-1).end)
+		}
+		if !g.seq.lt(g.end) {
+			t.Fatalf("record %d is empty: [%d, %d)", i, g.seq, g.end)
 		}
 	}
-	if sb.n != sb.packetsOut || sacked != sb.sackedOut || lost != sb.lostOut || retrans != sb.retransOut {
-		p.t.Fatalf("scoreboard counts: packets %d/%d sacked %d/%d lost %d/%d retrans %d/%d (counted/records)",
+	if sb.n != sb.packetsOut || sacked != sb.sackedOut && c.sackOn || lost != sb.lostOut || retrans != sb.retransOut {
+		t.Fatalf("scoreboard counts: packets %d/%d sacked %d/%d lost %d/%d retrans %d/%d (counted/records)",
 			sb.packetsOut, sb.n, sb.sackedOut, sacked, sb.lostOut, lost, sb.retransOut, retrans)
 	}
-	if sb.n > 0 && (sb.at(0).seq != p.c.sndUna || sb.last().end != p.c.sndNxt) {
-		p.t.Fatalf("records span [%d, %d), snd_una %d snd_nxt %d", sb.at(0).seq, sb.last().end, p.c.sndUna, p.c.sndNxt)
+	if sb.n > 0 && (sb.at(0).seq != c.sndUna || sb.last().end != c.sndNxt) {
+		t.Fatalf("records span [%d, %d), snd_una %d snd_nxt %d", sb.at(0).seq, sb.last().end, c.sndUna, c.sndNxt)
+	}
+	if sb.n == 0 && c.sndUna != c.sndNxt && c.state.synchronized() && c.state != StateTimeWait {
+		t.Fatalf("no records for [%d, %d)", c.sndUna, c.sndNxt)
+	}
+	if sb.packetsOut-(sb.sackedOut+sb.lostOut)+sb.retransOut < 0 {
+		t.Fatalf("negative in flight: %+v", *sb)
 	}
 }
 
@@ -701,4 +717,37 @@ func TestEifelUndoOnFullAck(t *testing.T) {
 	if got := p.cwnd(); got < cwnd0 {
 		t.Fatalf("cwnd %d after undo, want ≥ %d", got, cwnd0)
 	}
+}
+
+// TestDupackRuleWithoutRACK: with net.ipv4.tcp_recovery=0 RACK is off and
+// loss is decided by counting, as before RACK (tcp_time_to_recover's
+// dupthresh rule, tcp_update_scoreboard): one or two SACKed segments above
+// a hole never start recovery, however long they wait (no reordering
+// timer), and the third does.
+func TestDupackRuleWithoutRACK(t *testing.T) {
+	p := newRPeer(t, true, 10, func(s *Sysctls) { s.Recovery.Store(0) })
+	p.c.Write(make([]byte, 10*p.mss))
+	p.collect()
+	p.h.after(peerRTT)
+	p.ack(1, [2]int{2, 2})
+	p.ack(1, [2]int{2, 3})
+	for _, r := range p.collect() {
+		if r.rexmt {
+			t.Fatalf("segment %d retransmitted after two SACKed segments", r.k)
+		}
+	}
+	p.c.mu.Lock()
+	reoAt := p.c.reoAt
+	p.c.mu.Unlock()
+	if !reoAt.IsZero() {
+		t.Fatal("a reordering timer without RACK")
+	}
+	p.ack(1, [2]int{2, 4})
+	if got := p.collect(); !resent(got, 1) {
+		t.Fatalf("third SACKed segment sent %+v, want segment 1 retransmitted", got)
+	}
+	if ca, _, _, _ := p.state(); ca != caRecovery || p.counter("TcpExtTCPSackRecovery") != 1 {
+		t.Fatalf("state %d SackRecovery %d", ca, p.counter("TcpExtTCPSackRecovery"))
+	}
+	p.checkScoreboard()
 }
