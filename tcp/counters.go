@@ -68,6 +68,14 @@ const (
 	cTCPACKSkippedSeq
 	cTCPACKSkippedPAWS
 	cTCPACKSkippedChallenge
+	cTCPOFOMerge
+	cPruneCalled
+	cOfoPruned
+	cRcvPruned
+	cTCPDSACKOldSent
+	cTCPDSACKOfoSent
+	cDelayedACKLost
+	cTCPAckCompressed
 	numCounters
 )
 
@@ -98,6 +106,9 @@ var counterNames = [numCounters]string{
 	cTCPDSACKUndo: "TcpExtTCPDSACKUndo", cTCPLossUndo: "TcpExtTCPLossUndo",
 	cTCPFlagsDrop: "TcpExtTCPFlagsDrop", cTCPACKSkippedSeq: "TcpExtTCPACKSkippedSeq",
 	cTCPACKSkippedPAWS: "TcpExtTCPACKSkippedPAWS", cTCPACKSkippedChallenge: "TcpExtTCPACKSkippedChallenge",
+	cTCPOFOMerge: "TcpExtTCPOFOMerge", cPruneCalled: "TcpExtPruneCalled", cOfoPruned: "TcpExtOfoPruned",
+	cRcvPruned: "TcpExtRcvPruned", cTCPDSACKOldSent: "TcpExtTCPDSACKOldSent", cTCPDSACKOfoSent: "TcpExtTCPDSACKOfoSent",
+	cDelayedACKLost: "TcpExtDelayedACKLost", cTCPAckCompressed: "TcpExtTCPAckCompressed",
 }
 
 // mib is the stack's counter set. Each counter is its own atomic so shard
