@@ -85,6 +85,13 @@ func (c *Conn) compSackDelay() time.Duration {
 	return min(rtt/20, compSackDelay)
 }
 
+// sackCompressing reports whether the ACK now due was held back by SACK
+// compression rather than delayed (Linux sends it from its own timer and
+// does not count it in DelayedACKs).
+func (c *Conn) sackCompressing() bool {
+	return c.ofo.q != nil && c.ofo.q.compressed > 0 && c.ackPending
+}
+
 // flushCompressed counts the ACKs that the one just sent stood in for
 // (TCPAckCompressed, as tcp_event_ack_sent does).
 func (c *Conn) flushCompressed(q *ofoQueue) {

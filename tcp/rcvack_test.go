@@ -77,11 +77,17 @@ func TestSACKCompression(t *testing.T) {
 	p.send(4100, 100)
 	p.send(4200, 100)
 	p.h.expectNone()
+	if !p.c.sackCompressing() {
+		t.Fatal("held ACK not reported as compressed")
+	}
 	p.h.after(999 * time.Microsecond)
 	p.h.expectNone()
 	p.h.after(time.Microsecond)
 	p.h.expect().ACK().Ack(p.seq(0)).SACK(p.blk(4000, 4300), p.blk(3000, 3100), p.blk(2000, 2100), p.blk(1000, 1100))
 	p.h.expectNone()
+	if p.c.sackCompressing() {
+		t.Fatal("compressed after the ACK went")
+	}
 	p.send(4300, 100) // still no progress at rcv_nxt: held again
 	p.h.expectNone()
 	if got := p.counter("TcpExtTCPAckCompressed"); got != 3 {
