@@ -68,6 +68,13 @@ func (c *Conn) selectWindow(syn bool) uint16 {
 		limit <<= c.rcvWscale
 	}
 	free := min(max(c.rcvBufMax-c.rcv.n, 0), limit)
+	if !c.sackOn && c.ofo.q != nil && !syn {
+		// A sender without SACK knows a duplicate ACK by its unchanged
+		// window (RFC 5681 §2, definition (e)): while a hole is open the
+		// window keeps its size, as Linux keeps rcv_ssthresh from growing
+		// for non-SACK flows (tcp_data_queue_ofo).
+		free = min(free, c.rcvEdge.diff(c.rcvWup))
+	}
 	newEdge := c.rcvNxt.add(free)
 	if newEdge.gt(c.rcvEdge) {
 		step := min(c.rcvBufMax/2, c.advMSS)

@@ -130,3 +130,29 @@ func TestSACKCompressionNoBlockLost(t *testing.T) {
 	p.h.after(time.Millisecond)
 	p.h.expect().ACK().SACK(p.blk(5000, 5100), p.blk(4000, 4100), p.blk(3000, 3100), p.blk(2000, 2100))
 }
+
+// TestDupAckWindowWithoutSACK: a sender without SACK counts a duplicate
+// ACK only when its window is unchanged (RFC 5681 §2 (e)); so while a
+// hole is open the window keeps its size although the application reads
+// and the buffer grows; once the hole is filled its right edge moves on.
+func TestDupAckWindowWithoutSACK(t *testing.T) {
+	p := newRcvPeerWith(t, &wire.TCPOptions{MSS: 1460, HasMSS: true, WScale: 7}, nil)
+	p.c.srtt = 0
+	for off := 0; off < 7000; off += 1400 {
+		p.send(off, 1400)
+	}
+	p.h.drain()
+	p.send(8400, 1400)
+	w := p.h.expect().ACK().Ack(p.seq(7000)).SACK().seg.Window()
+	p.c.Read(make([]byte, 7000))
+	p.h.drain() // a window update may go; what matters is the dupACKs
+	for k := 1; k <= 3; k++ {
+		p.send(8400+1400*k, 1400)
+		p.h.expect().ACK().Ack(p.seq(7000)).Window(w)
+	}
+	p.send(7000, 1400) // fills the hole: the window opens
+	e := p.h.expect().ACK().Ack(p.seq(8400 + 1400*4))
+	if edge, was := e.seg.Ack()+uint32(e.seg.Window())<<7, p.seq(7000)+uint32(w)<<7; edge <= was {
+		t.Fatalf("right edge %d after the hole filled, was %d", edge, was)
+	}
+}
