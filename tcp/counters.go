@@ -79,6 +79,14 @@ const (
 	cTCPRenoReorder
 	cTCPSpuriousRTOs
 	cTCPLossProbeRecovery
+	cTCPOFOMerge
+	cPruneCalled
+	cOfoPruned
+	cRcvPruned
+	cTCPDSACKOldSent
+	cTCPDSACKOfoSent
+	cDelayedACKLost
+	cTCPAckCompressed
 	numCounters
 )
 
@@ -120,6 +128,9 @@ var counterNames = [numCounters]string{
 	cTCPRenoReorder:         "TcpExtTCPRenoReorder",
 	cTCPSpuriousRTOs:        "TcpExtTCPSpuriousRTOs",
 	cTCPLossProbeRecovery:   "TcpExtTCPLossProbeRecovery",
+	cTCPOFOMerge:            "TcpExtTCPOFOMerge", cPruneCalled: "TcpExtPruneCalled", cOfoPruned: "TcpExtOfoPruned",
+	cRcvPruned: "TcpExtRcvPruned", cTCPDSACKOldSent: "TcpExtTCPDSACKOldSent", cTCPDSACKOfoSent: "TcpExtTCPDSACKOfoSent",
+	cDelayedACKLost: "TcpExtDelayedACKLost", cTCPAckCompressed: "TcpExtTCPAckCompressed",
 }
 
 // mib is the stack's counter set. Each counter is its own atomic so shard
