@@ -7,7 +7,7 @@ import (
 	"github.com/tapstack/tapstack/stack"
 )
 
-// TestRecoverySysctls: the loss-recovery knobs are set by their Linux
+// TestRecoverySysctls: the loss-recovery and SACK-compression knobs are set by their Linux
 // names, read back, and a bad value is refused with an error that names
 // the knob (and changes nothing).
 func TestRecoverySysctls(t *testing.T) {
@@ -21,6 +21,9 @@ func TestRecoverySysctls(t *testing.T) {
 		{"net.ipv4.tcp_frto", "2", "0", "3"},
 		{"net.ipv4.tcp_reordering", "3", "10", "0"},
 		{"net.ipv4.tcp_max_reordering", "300", "1000", "-1"},
+		{"net.ipv4.tcp_comp_sack_nr", "44", "0", "256"},
+		{"net.ipv4.tcp_comp_sack_delay_ns", "1000000", "500000", "x"},
+		{"net.ipv4.tcp_rcvbuf_low_rtt", "1000", "2000", "-5"},
 	} {
 		if v, err := st.Sysctl(k.name); err != nil || v != k.def {
 			t.Errorf("%s = %q, %v; want the Linux default %s", k.name, v, err, k.def)

@@ -174,7 +174,7 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 			return
 		}
 		if !c.oowRateLimited(sg, cTCPACKSkippedSeq) {
-			c.sendAck(out) // tcp_send_dupack
+			c.sendDupAck(sg, out)
 		}
 		return
 	}

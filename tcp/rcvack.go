@@ -9,12 +9,6 @@ const (
 	// needs to start fast retransmit, each sent at once after a hole
 	// opens or moves.
 	fastRetransThresh = 3
-	// compSackNr is net.ipv4.tcp_comp_sack_nr: at most this many ACKs
-	// held back in a row while a hole is open.
-	compSackNr = 44
-	// compSackDelay is net.ipv4.tcp_comp_sack_delay_ns: the longest an
-	// ACK is held back (otherwise 5 % of the RTT).
-	compSackDelay = time.Millisecond
 )
 
 // maybeAck decides between an immediate and a later ACK (Linux
@@ -48,7 +42,7 @@ func (c *Conn) maybeAck(out *outBatch) {
 		}
 		return
 	}
-	if !c.sackOn || q.compressed >= compSackNr {
+	if !c.sackOn || q.compressed >= int(c.s.sys.CompSackNr.Load()) {
 		c.sendAck(out)
 		c.flushCompressed(q)
 		return
@@ -82,7 +76,7 @@ func (c *Conn) compSackDelay() time.Duration {
 	if c.srtt > 0 && (rtt == 0 || c.srtt < rtt) {
 		rtt = c.srtt
 	}
-	return min(rtt/20, compSackDelay)
+	return min(rtt/20, time.Duration(c.s.sys.CompSackDelayNs.Load())) // at most tcp_comp_sack_delay_ns
 }
 
 // sackCompressing reports whether the ACK now due was held back by SACK

@@ -100,11 +100,12 @@ func TestSACKCompression(t *testing.T) {
 }
 
 // TestSACKCompressionBounded: at most tcp_comp_sack_nr (44) ACKs are held
-// in a row; the next goes at once.
+// in a row; the next goes at once. With tcp_comp_sack_nr=0 none is.
 func TestSACKCompressionBounded(t *testing.T) {
 	p := newRcvPeer(t, false, nil)
 	p.c.quickAcks = 0
 	p.c.srtt = 20 * time.Millisecond
+	compSackNr := int(p.h.s.sys.CompSackNr.Load())
 	for k := 0; k < fastRetransThresh+compSackNr+1; k++ {
 		p.send(1000+100*k, 100) // each extends the same range
 	}
@@ -154,5 +155,19 @@ func TestDupAckWindowWithoutSACK(t *testing.T) {
 	e := p.h.expect().ACK().Ack(p.seq(8400 + 1400*4))
 	if edge, was := e.seg.Ack()+uint32(e.seg.Window())<<7, p.seq(7000)+uint32(w)<<7; edge <= was {
 		t.Fatalf("right edge %d after the hole filled, was %d", edge, was)
+	}
+}
+
+// TestSACKCompressionOff: net.ipv4.tcp_comp_sack_nr=0 turns compression
+// off: every segment arriving above a hole is ACKed at once.
+func TestSACKCompressionOff(t *testing.T) {
+	p := newRcvPeer(t, false, func(s *Sysctls) { s.CompSackNr.Store(0) })
+	p.c.quickAcks = 0
+	p.c.srtt = 20 * time.Millisecond
+	for k := 0; k < 10; k++ {
+		p.send(1000+100*k, 100)
+	}
+	if got := p.h.pending(); got != 10 {
+		t.Fatalf("%d ACKs for 10 out-of-order segments, want 10", got)
 	}
 }

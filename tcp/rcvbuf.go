@@ -2,10 +2,6 @@ package tcp
 
 import "time"
 
-// rcvbufLowRTT is net.ipv4.tcp_rcvbuf_low_rtt (1000 µs): below it the
-// buffer grows with the RTT rather than with the sender's rate increase.
-const rcvbufLowRTT = time.Millisecond
-
 // rcvSpaceAdjust is Linux's receive buffer auto-tuning (tcp_rcv_space_adjust,
 // "DRS"): once per receiver RTT, what the application read in it (less what
 // still waits unread) is the rate to make room for.
@@ -39,8 +35,10 @@ func (c *Conn) rcvBufGrow(newval int) {
 		return
 	}
 	rcvwin := newval << 1
-	if rtt := c.rcvRTT(); rtt < rcvbufLowRTT {
-		rcvwin += int(int64(rcvwin) * int64(rtt) / int64(rcvbufLowRTT))
+	// Below net.ipv4.tcp_rcvbuf_low_rtt the buffer grows with the RTT
+	// rather than with the sender's rate increase.
+	if rtt, low := c.rcvRTT(), time.Duration(c.s.sys.RcvbufLowRTTUs.Load())*time.Microsecond; rtt < low {
+		rcvwin += int(int64(rcvwin) * int64(rtt) / int64(low))
 	} else if old > 0 && newval > old {
 		rcvwin += 2 * rcvwin * (newval - old) / old
 	}

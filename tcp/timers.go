@@ -65,7 +65,9 @@ func (c *Conn) onTimer() {
 	if due(c.s.stampOf(c.delackAt)) {
 		c.delackAt = zeroTime
 		if c.ackPending && c.state != StateClose {
-			c.s.mib.inc(cDelayedACKs)
+			if !c.sackCompressing() {
+				c.s.mib.inc(cDelayedACKs)
+			}
 			c.sendAck(&out)
 		}
 	}
