@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/synflood"
+	"golang.org/x/sys/unix"
 )
 
 type clientFlags struct {
@@ -28,10 +30,14 @@ type clientFlags struct {
 	timeout  time.Duration
 	rate     int
 	warmup   time.Duration
+	maxTime  time.Duration
+	close    bool
+	tool     string
+	requests int
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | download | cps | rtt | hold | flood")
+	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | download | cps | rtt | hold | flood | http")
 	fs.StringVar(&f.target, "client-target", "", "internal: server addr:port")
 	fs.IntVar(&f.n, "client-n", 0, "internal: MB (bulk, download), pings (rtt), connections (hold), legit connects (flood)")
 	fs.IntVar(&f.conc, "client-conc", 1, "internal: client goroutines")
@@ -39,6 +45,10 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "client-timeout", 2*time.Second, "internal: per-connection timeout")
 	fs.IntVar(&f.rate, "client-rate", 0, "internal: flood SYN/s")
 	fs.DurationVar(&f.warmup, "client-warmup", time.Second, "internal: flood time before the legit connects")
+	fs.BoolVar(&f.close, "client-close", false, "internal: http: a connection per request (Connection: close)")
+	fs.StringVar(&f.tool, "client-tool", "h2load", "internal: http: h2load | ab")
+	fs.IntVar(&f.requests, "client-requests", 30000, "internal: http with -client-close: requests")
+	fs.DurationVar(&f.maxTime, "client-max-time", 0, "internal: bulk, download: stop after this long and report bytes delivered ÷ elapsed (0: transfer all n MB)")
 }
 
 // clientResult is the JSON line a client prints: named metrics.
@@ -53,6 +63,7 @@ func runClient(f clientFlags) error {
 		return err
 	}
 	var r clientResult
+	counters0 := readKernelTCPCounters() // the client netns holds no other TCP
 	switch f.workload {
 	case "bulk":
 		r, err = clientBulk(target, f)
@@ -66,11 +77,16 @@ func runClient(f clientFlags) error {
 		r, err = clientHold(target, f)
 	case "flood":
 		r, err = clientFlood(target, f)
+	case "http":
+		r, err = clientHTTP(target, f)
 	default:
 		return fmt.Errorf("unknown workload %q", f.workload)
 	}
 	if err != nil {
 		return err
+	}
+	if f.workload == "bulk" || f.workload == "download" {
+		maps.Copy(r.Metrics, counterDelta("cli_", counters0, readKernelTCPCounters()))
 	}
 	b, _ := json.Marshal(r)
 	fmt.Printf("RESULT %s\n", b)
@@ -81,7 +97,9 @@ func runClient(f clientFlags) error {
 }
 
 // clientBulk sends n MB on one connection; the server answers with the
-// byte count at EOF, which stops the clock.
+// byte count at EOF, which stops the clock. With -client-max-time it stops
+// writing at that time instead, if it has not finished, and counts the
+// bytes the server has acknowledged by then (TCP_INFO bytes_acked).
 func clientBulk(target netip.AddrPort, f clientFlags) (clientResult, error) {
 	c, err := net.DialTimeout("tcp4", target.String(), 5*time.Second)
 	if err != nil {
@@ -90,11 +108,23 @@ func clientBulk(target netip.AddrPort, f clientFlags) (clientResult, error) {
 	defer c.Close()
 	buf := make([]byte, 256<<10)
 	total := int64(f.n) << 20
-	_ = c.SetDeadline(time.Now().Add(120 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(transferDeadline(f)))
 	start := time.Now()
+	if f.maxTime > 0 {
+		_ = c.SetWriteDeadline(start.Add(f.maxTime))
+	}
 	for sent := int64(0); sent < total; {
 		n, err := c.Write(buf[:min(int64(len(buf)), total-sent)])
 		sent += int64(n)
+		if f.maxTime > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			elapsed := time.Since(start)
+			info, ierr := tcpInfo(c)
+			if ierr != nil {
+				return clientResult{}, ierr
+			}
+			abort(c)
+			return timeBound(int64(info.Bytes_acked), elapsed), nil
+		}
 		if err != nil {
 			return clientResult{}, fmt.Errorf("bulk write after %d bytes: %w", sent, err)
 		}
@@ -115,7 +145,9 @@ func clientBulk(target netip.AddrPort, f clientFlags) (clientResult, error) {
 
 // clientDownload asks the server for n MB on one connection (an 8-byte
 // count) and reads until it has them all or EOF: bulk in reverse, so the
-// stack under test is the sender.
+// stack under test is the sender. With -client-max-time the clock starts
+// at the first byte received (a lost request is the client's loss, not the
+// sender's) and the read stops at that time if not done.
 func clientDownload(target netip.AddrPort, f clientFlags) (clientResult, error) {
 	c, err := net.DialTimeout("tcp4", target.String(), 5*time.Second)
 	if err != nil {
@@ -123,7 +155,7 @@ func clientDownload(target netip.AddrPort, f clientFlags) (clientResult, error) 
 	}
 	defer c.Close()
 	total := int64(f.n) << 20
-	_ = c.SetDeadline(time.Now().Add(120 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(transferDeadline(f)))
 	start := time.Now()
 	var req [8]byte
 	binary.BigEndian.PutUint64(req[:], uint64(total))
@@ -134,7 +166,16 @@ func clientDownload(target netip.AddrPort, f clientFlags) (clientResult, error) 
 	got := int64(0)
 	for got < total {
 		n, err := c.Read(buf)
+		if got == 0 && n > 0 && f.maxTime > 0 {
+			start = time.Now()
+			_ = c.SetReadDeadline(start.Add(f.maxTime))
+		}
 		got += int64(n)
+		if f.maxTime > 0 && errors.Is(err, os.ErrDeadlineExceeded) && got > 0 {
+			elapsed := time.Since(start)
+			abort(c)
+			return timeBound(got, elapsed), nil
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				break
@@ -148,6 +189,40 @@ func clientDownload(target netip.AddrPort, f clientFlags) (clientResult, error) 
 	}
 	return clientResult{Metrics: map[string]float64{"gbps": float64(total*8) / elapsed.Seconds() / 1e9}}, nil
 }
+
+// transferDeadline bounds a whole bulk or download run.
+func transferDeadline(f clientFlags) time.Duration {
+	if f.maxTime > 0 {
+		return f.maxTime + 60*time.Second // connect retries, the first byte
+	}
+	return 120 * time.Second
+}
+
+// timeBound is the result of a transfer stopped by -client-max-time.
+func timeBound(bytes int64, elapsed time.Duration) clientResult {
+	return clientResult{
+		Metrics: map[string]float64{"gbps": float64(bytes*8) / elapsed.Seconds() / 1e9, "mb": float64(bytes) / (1 << 20)},
+		Note:    fmt.Sprintf("time bound: %.0f MB in %.1f s", float64(bytes)/(1<<20), elapsed.Seconds()),
+	}
+}
+
+// tcpInfo reads TCP_INFO of a kernel socket.
+func tcpInfo(c net.Conn) (*unix.TCPInfo, error) {
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := raw.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+		return nil, err
+	}
+	return info, ierr
+}
+
+// abort resets the connection on close (SO_LINGER 0): what is still queued
+// is not the measurement's business.
+func abort(c net.Conn) { _ = c.(*net.TCPConn).SetLinger(0) }
 
 // echoOnce connects, sends one byte, waits for it back and closes; it
 // returns the connect (handshake) time.

@@ -35,6 +35,12 @@ type Options struct {
 	MaxServerRSS int64
 	// GOMAXPROCS per stack for its server processes (absent: the Go default).
 	GOMAXPROCS map[string]int
+	// Loss lists the percentages of TCP packets dropped each way in the
+	// client netns (-loss); the throughput workloads then also run clean,
+	// each run bounded by LossTime and LossMB.
+	Loss     []float64
+	LossTime time.Duration
+	LossMB   int
 }
 
 func main() {
@@ -46,6 +52,7 @@ func main() {
 		o      Options
 		only   = flag.String("only", "", "comma-separated workloads (default all): "+strings.Join(workloadNames(), ","))
 		gmp    = flag.String("gomaxprocs", "", "per-stack GOMAXPROCS of the server processes, e.g. tapstack=1 (default: Go's, one per CPU)")
+		loss   = flag.String("loss", "", "comma-separated percentages of TCP packets to drop each way in the client netns, e.g. 1,3: bulk and download then run at each and clean (iptables statistic match; single-frame links)")
 		stacks = flag.String("stacks", "", "comma-separated stacks (default all available): "+strings.Join(stackNames(), ","))
 	)
 	flag.IntVar(&o.Rounds, "rounds", 3, "rounds; each round runs every workload on every stack, interleaved")
@@ -55,6 +62,8 @@ func main() {
 	flag.Float64Var(&o.MaxBusy, "max-busy", 0.25, "CPU busy fraction (from /proc/stat) above which a round waits for quiet")
 	flag.DurationVar(&o.BusyWait, "busy-wait", 30*time.Second, "longest wait for a quiet CPU before running a round flagged busy")
 	flag.Int64Var(&o.MaxServerRSS, "max-server-rss", 4096, "kill a server whose RSS passes this many MB (0 = no cap)")
+	flag.DurationVar(&o.LossTime, "loss-time", 10*time.Second, "with -loss: each bulk/download run stops after this long (quick: 2s) and reports bytes delivered ÷ elapsed")
+	flag.IntVar(&o.LossMB, "loss-mb", 16384, "with -loss: ... or after this many MB (quick: 1024), whichever comes first")
 	flag.StringVar(&o.Out, "o", "", "also write the report to this file")
 	srv.register(flag.CommandLine)
 	cli.register(flag.CommandLine)
@@ -70,6 +79,9 @@ func main() {
 		o.Only = splitList(*only)
 		o.Stacks = splitList(*stacks)
 		if o.GOMAXPROCS, err = parseGOMAXPROCS(*gmp); err != nil {
+			break
+		}
+		if o.Loss, err = parseLoss(*loss); err != nil {
 			break
 		}
 		err = orchestrate(o, os.Args)

@@ -15,9 +15,11 @@ import (
 
 // topology is the set of network namespaces one run of compare owns:
 // tap holds the TAP (its kernel side is the client of the userspace
-// stacks); srv and cli are the kernel server and client joined by a veth.
+// stacks); srv and cli are the kernel server and client joined by a veth;
+// with -loss, end is where the clients of loss runs live, routed through
+// tap or cli (see loss.go).
 type topology struct {
-	tap, srv, cli string
+	tap, srv, cli, end string
 
 	mu       sync.Mutex
 	children map[int]*os.Process
@@ -31,7 +33,7 @@ func newTopology() (*topology, error) {
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	base := "tsbench-" + hex.EncodeToString(r[:])
-	t := &topology{tap: base + "-tap", srv: base + "-srv", cli: base + "-cli", children: map[int]*os.Process{}}
+	t := &topology{tap: base + "-tap", srv: base + "-srv", cli: base + "-cli", end: base + "-end", children: map[int]*os.Process{}}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -49,24 +51,28 @@ func newTopology() (*topology, error) {
 	return t, nil
 }
 
+// addNetns creates a netns with its loopback up. It runs under the lock,
+// so a signal's Close either sees this netns or stops us from creating it.
+func (t *topology) addNetns(ns string) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return errors.New("interrupted")
+	}
+	err := run("ip", "netns", "add", ns)
+	if err == nil {
+		t.created = append(t.created, ns)
+	}
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return run("ip", "-n", ns, "link", "set", "lo", "up")
+}
+
 func (t *topology) build() error {
 	for _, ns := range []string{t.tap, t.srv, t.cli} {
-		// Under the lock, so a signal's Close either sees this netns or
-		// stops us from creating it.
-		t.mu.Lock()
-		if t.closed {
-			t.mu.Unlock()
-			return errors.New("interrupted")
-		}
-		err := run("ip", "netns", "add", ns)
-		if err == nil {
-			t.created = append(t.created, ns)
-		}
-		t.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		if err := run("ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
+		if err := t.addNetns(ns); err != nil {
 			return err
 		}
 	}
@@ -84,9 +90,7 @@ func (t *topology) build() error {
 	// Clients make tens of thousands of short connections: widen the port
 	// range and let TIME_WAIT ports be reused after 1 s (tcp_tw_reuse=1).
 	for _, ns := range []string{t.cli, t.tap} {
-		steps = append(steps,
-			[]string{"ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535"},
-			[]string{"ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1"})
+		steps = append(steps, clientSysctls(ns)...)
 	}
 	for _, s := range steps {
 		if err := run(s[0], s[1:]...); err != nil {
@@ -94,6 +98,14 @@ func (t *topology) build() error {
 		}
 	}
 	return nil
+}
+
+// clientSysctls are the steps that prepare a client netns.
+func clientSysctls(ns string) [][]string {
+	return [][]string{
+		{"ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65535"},
+		{"ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1"},
+	}
 }
 
 // Close kills children still running and deletes the namespaces.
@@ -123,12 +135,18 @@ func (t *topology) untrack(p *os.Process) {
 	t.mu.Unlock()
 }
 
-// namespaces returns the server and client netns for a stack.
-func (t *topology) namespaces(d *stackDef) (srv, cli string) {
+// namespaces returns the server and client netns for a stack, and for a
+// loss run the netns that routes between them and drops (the client's is
+// then the leaf netns end).
+func (t *topology) namespaces(d *stackDef, loss bool) (srv, cli, router string) {
+	srv, cli = t.srv, t.cli
 	if d.TAP {
-		return t.tap, t.tap
+		srv, cli = t.tap, t.tap
 	}
-	return t.srv, t.cli
+	if loss {
+		return srv, t.end, cli
+	}
+	return srv, cli, ""
 }
 
 func run(name string, args ...string) error {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -43,9 +44,12 @@ func orchestrate(o Options, argv []string) error {
 			return fmt.Errorf("stack %q not available in this build (have %s)", s, strings.Join(stackNames(), ","))
 		}
 	}
-	var wls []workload
+	var (
+		wls []workload
+		err error
+	)
 	for _, w := range workloads {
-		if len(o.Only) == 0 || slices.Contains(o.Only, w.Name) {
+		if w.selected(o.Only) {
 			wls = append(wls, w)
 		}
 	}
@@ -54,6 +58,25 @@ func orchestrate(o Options, argv []string) error {
 	}
 	if o.Quick && !flagSet("busy-wait") {
 		o.BusyWait = 2 * time.Second
+	}
+	if len(o.Loss) > 0 {
+		if o.Offload {
+			return errors.New("-loss with -offload: the offload TAP exchanges 64 KB super-frames, which iptables would drop as a unit; run -loss on the plain TAP")
+		}
+		if err := checkLossTools(); err != nil {
+			return err
+		}
+		if o.Quick && !flagSet("loss-time") {
+			o.LossTime = 2 * time.Second
+		}
+	}
+	if wls, err = withLoss(wls, o.Loss); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(wls, func(w workload) bool { return w.ServerMode == "http" }) {
+		if err := ensureHTTPTools(); err != nil {
+			return err
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -64,6 +87,11 @@ func orchestrate(o Options, argv []string) error {
 		return err
 	}
 	defer topo.Close()
+	if len(o.Loss) > 0 {
+		if err := topo.buildLossPath(); err != nil {
+			return err
+		}
+	}
 
 	var records []runRecord
 	for round := 1; round <= o.Rounds; round++ {
@@ -151,6 +179,21 @@ func (c *child) expect(prefix string, timeout time.Duration) (string, error) {
 	}
 }
 
+// finish closes a server's stdin and reads the TCP counters it prints as
+// it stops (srv_segs, srv_retrans, srv_rto: see tcpCounters).
+func (c *child) finish() (map[string]float64, error) {
+	c.stdin.Close()
+	line, err := c.expect("COUNTERS", 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]float64
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		return nil, fmt.Errorf("server counters %q: %w", line, err)
+	}
+	return m, nil
+}
+
 // stop closes stdin and waits; a child that lingers is killed.
 func (c *child) stop() {
 	c.stdin.Close()
@@ -167,7 +210,7 @@ func (c *child) stop() {
 
 // runOne starts the server, runs the client against it and gathers metrics.
 func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (map[string]float64, string, error) {
-	srvNS, cliNS := topo.namespaces(d)
+	srvNS, cliNS, routerNS := topo.namespaces(d, w.LossRun)
 	srvArgs := []string{"-serve", "-server-stack", d.Name, "-server-mode", w.ServerMode,
 		"-server-backlog", strconv.Itoa(w.Backlog), "-server-queues", strconv.Itoa(o.Queues), "-server-offload=" + strconv.FormatBool(o.Offload)}
 	hold := 0
@@ -186,6 +229,12 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (ma
 	defer srv.stop()
 	if _, err := srv.expect("READY", 20*time.Second); err != nil {
 		return nil, "", fmt.Errorf("server: %w", err)
+	}
+	if w.LossRun {
+		if err := installLoss(routerNS, w.Loss); err != nil {
+			return nil, "", err
+		}
+		defer removeLoss(routerNS)
 	}
 	pid := srv.cmd.Process.Pid
 	rss0 := readRSS(pid)
@@ -237,6 +286,13 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (ma
 		return nil, "", fmt.Errorf("client result %q: %w", line, err)
 	}
 	m := cr.Metrics
+	if w.LossRun {
+		in, out, err := readLoss(routerNS)
+		if err != nil {
+			return nil, cr.Note, err
+		}
+		lossMetrics(m, in, out)
+	}
 	if w.SampleRSS {
 		m["rss_growth_mb"] = float64(max(peak-rss0, 0)) / (1 << 20)
 	}
@@ -263,6 +319,11 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options) (ma
 		}
 		m["mb_per_10k"] = delta / float64(hold) * 10000 / (1 << 20)
 	}
+	counters, err := srv.finish()
+	if err != nil {
+		return nil, cr.Note, fmt.Errorf("server: %w", err)
+	}
+	maps.Copy(m, counters)
 	return m, cr.Note, nil
 }
 

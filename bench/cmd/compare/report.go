@@ -116,18 +116,30 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 		b.WriteString("---|")
 	}
 	b.WriteString("\n")
-	for _, w := range wls {
+	row := func(label, wl, key, format string, recs []runRecord) {
+		cells := map[string]cell{}
+		fmt.Fprintf(&b, "| %s |", label)
+		for _, s := range stacks {
+			cells[s] = summarize(recs, s, wl, key)
+			fmt.Fprintf(&b, " %s |", cells[s].render(format))
+		}
+		for _, p := range ratios {
+			fmt.Fprintf(&b, " %s |", ratio(cells[p[0]], cells[p[1]]))
+		}
+		b.WriteString("\n")
+	}
+	for i, w := range wls {
 		for _, m := range w.Metrics {
-			cells := map[string]cell{}
-			fmt.Fprintf(&b, "| %s |", m.Label)
-			for _, s := range stacks {
-				cells[s] = summarize(records, s, w.Name, m.Key)
-				fmt.Fprintf(&b, " %s |", cells[s].render(m.Format))
+			row(m.Label, w.Name, m.Key, m.Format, records)
+		}
+		if w.LossRun && (i+1 == len(wls) || wls[i+1].Base != w.Base) {
+			// After a workload's last loss variant: its retention rows.
+			for _, v := range wls {
+				if v.Base == w.Base && v.Loss > 0 {
+					row(fmt.Sprintf("%s retention at %g %% loss (÷ no loss, same stack, same round)", v.Title, v.Loss),
+						v.Name, "retention", "%.3f", retention(records, v.Name, v.Base))
+				}
 			}
-			for _, p := range ratios {
-				fmt.Fprintf(&b, " %s |", ratio(cells[p[0]], cells[p[1]]))
-			}
-			b.WriteString("\n")
 		}
 	}
 	fmt.Fprintf(&b, "\nMedian over %d round(s), (min–max) when more than one; rounds interleave the stacks "+
@@ -139,6 +151,20 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 		"Flood: spoofed sources from %v, routed back to the client netns and blackholed; 200 legit connect+1-byte-echo "+
 		"attempts, 10 at a time, 2 s timeout each. TAP queues for tapstack: %d (gVisor: 1); tapstack's TAP offloads "+
 		"(IFF_VNET_HDR, TSO4/CSUM): %s. Server GOMAXPROCS: %s.\n", o.Rounds, 100*o.MaxBusy, o.BusyWait, spoofed, o.Queues, map[bool]string{true: "on", false: "off"}[o.Offload], gomaxprocsNote(o))
+	if len(o.Loss) > 0 {
+		fmt.Fprintf(&b, "\nLoss (-loss): iptables drops TCP packets of port %d at random, each direction with the stated "+
+			"probability, in the FORWARD chain of the netns on the client's side of the server's link (the TAP's for the userspace "+
+			"stacks, the veth client's for the kernel); for these runs the client process sits one veth further, in a leaf netns "+
+			"routed through it, because a drop in OUTPUT is reported to the sending TCP, which sends the segment again as new "+
+			"(no loss at all in the bulk direction). The no-loss runs have the same path and rules with probability 0. Every "+
+			"stack loses single frames: the veths of the loss path and the kernel's veth have tso, gso and gro off on both ends "+
+			"(for the whole run), a TAP without a virtio-net header neither merges nor offloads, and a rule counts frames over "+
+			"1500 bytes (below: 0). Each bulk and download run is bounded: it stops after %v or %d MB, whichever comes first, "+
+			"and reports bytes delivered ÷ elapsed (bulk: bytes the server acknowledged, TCP_INFO bytes_acked; download: bytes "+
+			"read, the clock starting at the first). Retention = lossy ÷ no-loss throughput of the same stack in the same round, "+
+			"median (min–max) over rounds.\n", serverPort, o.LossTime, pick(o, 1024, o.LossMB))
+		b.WriteString(renderLossTable(stacks, wls, records))
+	}
 
 	b.WriteString("\n## Runs\n\n```\n")
 	for _, r := range records {
@@ -212,4 +238,78 @@ func (r runRecord) line() string {
 		fmt.Fprintf(&b, " [%s]", r.Note)
 	}
 	return b.String()
+}
+
+// retention pairs, round by round and stack by stack, each run of the
+// lossy variant with the clean run of its base workload: records whose
+// "retention" metric is lossy ÷ clean throughput.
+func retention(records []runRecord, lossy, clean string) []runRecord {
+	type key struct {
+		round int
+		stack string
+	}
+	base := map[key]runRecord{}
+	for _, r := range records {
+		if r.Workload == clean && r.Err == nil {
+			base[key{r.Round, r.Stack}] = r
+		}
+	}
+	var out []runRecord
+	for _, r := range records {
+		if r.Workload != lossy {
+			continue
+		}
+		c, ok := base[key{r.Round, r.Stack}]
+		q := runRecord{Round: r.Round, Stack: r.Stack, Workload: lossy, Flagged: r.Flagged || c.Flagged, Err: r.Err}
+		if q.Err == nil && ok && c.Metrics["gbps"] > 0 {
+			q.Metrics = map[string]float64{"retention": r.Metrics["gbps"] / c.Metrics["gbps"]}
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+// renderLossTable sums, per loss variant and stack, what the iptables
+// rules counted and what the sending TCP retransmitted.
+func renderLossTable(stacks []string, wls []workload, records []runRecord) string {
+	var b strings.Builder
+	b.WriteString("\n| loss run | stack | dropped server → client | dropped client → server | frames > 1500 B at the rules | " +
+		"sender's retransmitted segments | sender's RTOs |\n|---|---|---|---|---|---|---|\n")
+	for _, w := range wls {
+		if !w.LossRun {
+			continue
+		}
+		snd := map[string]string{"client": "cli_", "server": "srv_"}[w.Sender]
+		for _, s := range stacks {
+			var sum = map[string]float64{}
+			runs := 0
+			for _, r := range records {
+				if r.Stack == s && r.Workload == w.Name && r.Err == nil {
+					runs++
+					for k, v := range r.Metrics {
+						sum[k] += v
+					}
+				}
+			}
+			if runs == 0 {
+				continue
+			}
+			sender := map[string]string{"client": "kernel client", "server": s + " server"}[w.Sender]
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.0f | %s (%s) | %.0f |\n", variantTitle(w), s,
+				share(sum["in_drop"], sum["in_pkts"]), share(sum["out_drop"], sum["out_pkts"]), sum["in_big"]+sum["out_big"],
+				share(sum[snd+"retrans"], sum[snd+"segs"]), sender, sum[snd+"rto"])
+		}
+	}
+	b.WriteString("\nSums over the rounds. Dropped: packets the drop rule took of those the counting rule saw, " +
+		"in each direction. Retransmitted: the sending TCP's RetransSegs of its OutSegs (the kernel's own counters in its " +
+		"netns, tapstack's and gVisor's stack counters); RTOs: TcpExtTCPTimeouts (gVisor: Timeouts).\n")
+	return b.String()
+}
+
+// share renders n of total as a percentage with the counts.
+func share(n, total float64) string {
+	if total == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f %% (%.0f of %.0f)", 100*n/total, n, total)
 }

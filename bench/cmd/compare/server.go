@@ -14,8 +14,6 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
-	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,7 +41,14 @@ const (
 type stackDef struct {
 	Name, Label string
 	TAP         bool
-	Listen      func(c serverConfig) (net.Listener, func(), error)
+	Listen      func(c serverConfig) (net.Listener, served, error)
+}
+
+// served is what a stack's Listen leaves to the server: how to close the
+// stack, and its TCP counters under nstat names (TcpOutSegs, ...).
+type served struct {
+	Close    func()
+	Counters func() map[string]uint64
 }
 
 type serverConfig struct {
@@ -100,7 +105,7 @@ type serverFlags struct {
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stack, "server-stack", "kernel", "internal: server stack")
-	fs.StringVar(&f.mode, "server-mode", "echo", "internal: echo | sink | source | hold")
+	fs.StringVar(&f.mode, "server-mode", "echo", "internal: echo | sink | source | hold | http")
 	fs.IntVar(&f.backlog, "server-backlog", 4096, "internal: listen backlog")
 	fs.IntVar(&f.expect, "server-expect", 0, "internal: hold mode: connections to wait for")
 	fs.IntVar(&f.queues, "server-queues", 1, "internal: TAP queues")
@@ -127,11 +132,11 @@ func runServer(f serverFlags) error {
 	if d == nil {
 		return fmt.Errorf("unknown stack %q", f.stack)
 	}
-	ln, closeStack, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Offload: f.offload})
+	ln, st, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Offload: f.offload})
 	if err != nil {
 		return fmt.Errorf("%s listen: %w", f.stack, err)
 	}
-	defer closeStack()
+	defer st.Close()
 	defer ln.Close()
 	if dir := os.Getenv("COMPARE_PROFILE_DIR"); dir != "" {
 		stop, err := startProfile(dir, f.stack+"-"+f.mode)
@@ -143,13 +148,27 @@ func runServer(f serverFlags) error {
 
 	out := bufio.NewWriter(os.Stdout)
 	rssBefore := settledRSS()
+	counters0 := st.Counters()
 	fmt.Fprintln(out, "READY")
 	out.Flush()
 
 	stdinClosed := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
+	err = serveMode(f, ln, out, rssBefore, stdinClosed)
+	// What this server's TCP sent and retransmitted, for the run log and
+	// the loss table; the orchestrator waits for this line.
+	b, _ := json.Marshal(counterDelta("srv_", counters0, st.Counters()))
+	fmt.Fprintf(out, "COUNTERS %s\n", b)
+	out.Flush()
+	return err
+}
 
+// serveMode accepts and serves connections as f.mode says until stdin
+// closes.
+func serveMode(f serverFlags, ln net.Listener, out *bufio.Writer, rssBefore int64, stdinClosed chan struct{}) error {
 	switch f.mode {
+	case "http":
+		return serveHTTP(ln, stdinClosed)
 	case "hold":
 		conns := make([]net.Conn, 0, f.expect)
 		accepted := make(chan struct{})
@@ -288,38 +307,6 @@ func procKB(file, field string) int64 {
 		}
 	}
 	return 0
-}
-
-// startProfile writes a CPU profile and an execution trace of this server
-// run into dir (set COMPARE_PROFILE_DIR to get them), for "where does the
-// time go" questions; the returned func stops both.
-func startProfile(dir, name string) (func(), error) {
-	cpu, err := os.CreateTemp(dir, name+"-*.cpu.pprof")
-	if err != nil {
-		return nil, err
-	}
-	tr, err := os.Create(strings.TrimSuffix(cpu.Name(), ".cpu.pprof") + ".trace")
-	if err != nil {
-		cpu.Close()
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(cpu); err != nil {
-		cpu.Close()
-		tr.Close()
-		return nil, err
-	}
-	if err := trace.Start(tr); err != nil {
-		pprof.StopCPUProfile()
-		cpu.Close()
-		tr.Close()
-		return nil, err
-	}
-	return func() {
-		trace.Stop()
-		pprof.StopCPUProfile()
-		cpu.Close()
-		tr.Close()
-	}, nil
 }
 
 // gomaxprocsEnv names the variable (COMPARE_GOMAXPROCS_TAPSTACK, ...) that

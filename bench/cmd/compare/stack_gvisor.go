@@ -25,18 +25,18 @@ func init() {
 // listenGVisor builds a gVisor stack on an fdbased endpoint over the TAP
 // (readv dispatch: a TAP fd is not a socket) and listens with the given
 // backlog. SACK and receive-buffer moderation are on, as in Linux.
-func listenGVisor(c serverConfig) (net.Listener, func(), error) {
+func listenGVisor(c serverConfig) (net.Listener, served, error) {
 	// One fd: tun.OpenTAP cannot open a multi-queue TAP, so -queues applies
 	// to tapstack only.
 	fd, err := tun.OpenTAP(tapName)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open TAP: %w", err)
+		return nil, served{}, fmt.Errorf("open TAP: %w", err)
 	}
 	fds := []int{fd}
 	closeFDs := func() { unix.Close(fd) }
 	if err := configureTAPPeer(); err != nil {
 		closeFDs()
-		return nil, nil, err
+		return nil, served{}, err
 	}
 	var mac [6]byte
 	_, _ = rand.Read(mac[:])
@@ -50,16 +50,16 @@ func listenGVisor(c serverConfig) (net.Listener, func(), error) {
 	})
 	if err != nil {
 		closeFDs()
-		return nil, nil, err
+		return nil, served{}, err
 	}
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
 	})
 	cleanup := func() { s.Close(); s.Wait() }
-	fail := func(what string, e tcpip.Error) (net.Listener, func(), error) {
+	fail := func(what string, e tcpip.Error) (net.Listener, served, error) {
 		cleanup()
-		return nil, nil, fmt.Errorf("gvisor %s: %s", what, e)
+		return nil, served{}, fmt.Errorf("gvisor %s: %s", what, e)
 	}
 	sack := tcpip.TCPSACKEnabled(true)
 	if e := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); e != nil {
@@ -98,5 +98,10 @@ func listenGVisor(c serverConfig) (net.Listener, func(), error) {
 		ep.Close()
 		return fail("Listen", e)
 	}
-	return gonet.NewTCPListener(s, &wq, ep), cleanup, nil
+	counters := func() map[string]uint64 {
+		t := s.Stats().TCP
+		return map[string]uint64{"TcpOutSegs": t.SegmentsSent.Value(), "TcpRetransSegs": t.Retransmits.Value(),
+			"TcpExtTCPTimeouts": t.Timeouts.Value()}
+	}
+	return gonet.NewTCPListener(s, &wq, ep), served{Close: cleanup, Counters: counters}, nil
 }

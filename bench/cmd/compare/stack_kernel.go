@@ -14,15 +14,15 @@ func init() {
 
 // listenKernel listens with kernel sockets; a second listen(2) on the
 // listening socket sets the backlog (Go always passes somaxconn).
-func listenKernel(c serverConfig) (net.Listener, func(), error) {
+func listenKernel(c serverConfig) (net.Listener, served, error) {
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp4", c.Addr.String())
 	if err != nil {
-		return nil, nil, err
+		return nil, served{}, err
 	}
 	raw, err := ln.(*net.TCPListener).SyscallConn()
 	if err != nil {
 		ln.Close()
-		return nil, nil, err
+		return nil, served{}, err
 	}
 	var lerr error
 	if err := raw.Control(func(fd uintptr) { lerr = unix.Listen(int(fd), c.Backlog) }); err != nil {
@@ -30,7 +30,8 @@ func listenKernel(c serverConfig) (net.Listener, func(), error) {
 	}
 	if lerr != nil {
 		ln.Close()
-		return nil, nil, fmt.Errorf("listen backlog %d: %w", c.Backlog, lerr)
+		return nil, served{}, fmt.Errorf("listen backlog %d: %w", c.Backlog, lerr)
 	}
-	return ln, func() {}, nil
+	// The server netns has no other TCP than this server's.
+	return ln, served{Close: func() {}, Counters: readKernelTCPCounters}, nil
 }

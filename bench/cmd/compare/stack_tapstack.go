@@ -17,10 +17,10 @@ func init() {
 // listenTapstack attaches a tapstack to a fresh TAP (with virtio-net
 // offloads when c.Offload) and listens with the given backlog; Linux
 // defaults for every sysctl.
-func listenTapstack(c serverConfig) (net.Listener, func(), error) {
+func listenTapstack(c serverConfig) (net.Listener, served, error) {
 	s, err := stack.New(stack.Config{})
 	if err != nil {
-		return nil, nil, err
+		return nil, served{}, err
 	}
 	var link driver.Link
 	if c.Offload {
@@ -30,27 +30,36 @@ func listenTapstack(c serverConfig) (net.Listener, func(), error) {
 	}
 	if err != nil {
 		s.Close()
-		return nil, nil, fmt.Errorf("open TAP: %w", err)
+		return nil, served{}, fmt.Errorf("open TAP: %w", err)
 	}
 	if err := s.Attach(link, tapStackAddr); err != nil {
 		link.Close()
 		s.Close()
-		return nil, nil, err
+		return nil, served{}, err
 	}
 	if err := configureTAPPeer(); err != nil {
 		s.Close()
-		return nil, nil, err
+		return nil, served{}, err
 	}
 	if err := s.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), tapKernelAddr.Addr()); err != nil {
 		s.Close()
-		return nil, nil, err
+		return nil, served{}, err
 	}
 	ln, err := s.ListenTCP(c.Addr, c.Backlog)
 	if err != nil {
 		s.Close()
-		return nil, nil, err
+		return nil, served{}, err
 	}
-	return ln, func() {
+	counters := func() map[string]uint64 {
+		m := map[string]uint64{}
+		for name := range tcpCounters {
+			if v, ok := s.Stats().Get(name); ok {
+				m[name] = v
+			}
+		}
+		return m
+	}
+	return ln, served{Counters: counters, Close: func() {
 		if dir := os.Getenv("COMPARE_PROFILE_DIR"); dir != "" {
 			// With the profiles, the counters say what the stack did.
 			if f, err := os.CreateTemp(dir, "tapstack-*.nstat"); err == nil {
@@ -59,5 +68,5 @@ func listenTapstack(c serverConfig) (net.Listener, func(), error) {
 			}
 		}
 		s.Close()
-	}, nil
+	}}, nil
 }
