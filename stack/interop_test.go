@@ -2,7 +2,6 @@ package stack_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -256,35 +254,6 @@ func TestInteropDialKernel100MB(t *testing.T) {
 	transfer(t, ns, st, 100<<20)
 }
 
-// The 100 MB transfer through a link that loses 3 %, reorders 5 % and
-// duplicates 1 % of frames. netem on the kernel side of the TAP is the
-// natural tool, but this machine's kernel is built without sch_netem, so
-// where it is missing the same impairment is applied to the TAP's frames in
-// both directions by driver.Impair, on the stack's side of the same wire.
-func TestInteropDialKernel100MBImpaired(t *testing.T) {
-	impair := driver.Impairment{LossPercent: 3, ReorderPercent: 5, DupPercent: 1, Delay: time.Millisecond}
-	var ns *netnstest.NS
-	var st *stack.Stack
-	if netemAvailable() {
-		ns, st = tapStack(t, nil)
-		if out, err := ns.Run("tc", "qdisc", "add", "dev", "tap0", "root", "netem",
-			"delay", "1ms", "loss", "3%", "reorder", "5%", "duplicate", "1%"); err != nil {
-			t.Fatalf("tc netem: %v: %s", err, out)
-		}
-	} else {
-		t.Log("kernel lacks sch_netem: impairing the TAP's frames with driver.Impair instead")
-		ns, st = tapStackWrapped(t, nil, func(l driver.Link) driver.Link {
-			send, recv := impair, impair
-			send.Seed, recv.Seed = 1, 2
-			return driver.Impair(l, send, recv)
-		})
-	}
-	transfer(t, ns, st, 100<<20)
-	if counter(t, st, "TcpRetransSegs") == 0 {
-		t.Fatal("no retransmissions under 3% loss")
-	}
-}
-
 func TestInteropHTTP1000Connections(t *testing.T) {
 	ns, st := tapStack(t, nil)
 	ln, err := st.Listen("tcp", ":80")
@@ -301,19 +270,4 @@ func TestInteropHTTP1000Connections(t *testing.T) {
 	if res.Failed != 0 || res.OK != 3000 {
 		t.Fatalf("1000 connections × 3 requests: ok %d failed %d: %v", res.OK, res.Failed, res.Errors)
 	}
-}
-
-// netemAvailable reports whether the running kernel has the netem qdisc
-// (built in or as a loaded module).
-func netemAvailable() bool {
-	if b, err := os.ReadFile("/proc/config.gz"); err == nil {
-		if zr, err := gzip.NewReader(bytes.NewReader(b)); err == nil {
-			cfg, _ := io.ReadAll(zr)
-			if bytes.Contains(cfg, []byte("CONFIG_NET_SCH_NETEM=y")) {
-				return true
-			}
-		}
-	}
-	mods, _ := os.ReadFile("/proc/modules")
-	return bytes.Contains(mods, []byte("sch_netem "))
 }

@@ -3,8 +3,10 @@ package tcp
 import "github.com/tapstack/tapstack/wire"
 
 // dataOptions fills the options of a synchronized segment: timestamps and,
-// on ACKs while we hold out-of-order data, SACK blocks (RFC 2018 §4: the
-// block of the latest arrival first).
+// while a hole is open or a duplicate was just received, SACK blocks
+// (tcp_established_options / tcp_options_write): the D-SACK first
+// (RFC 2883 §4), then the blocks in the order they last changed, newest
+// first (RFC 2018 §4), as many as fit: four, three beside timestamps.
 func (c *Conn) dataOptions(o *wire.TCPOptions) {
 	*o = wire.TCPOptions{WScale: -1}
 	if c.tsOn {
@@ -12,59 +14,66 @@ func (c *Conn) dataOptions(o *wire.TCPOptions) {
 		o.TSVal = c.s.tsNow() + c.tsOff
 		o.TSEcr = c.tsRecent
 	}
-	if !c.sackOn || (len(c.ofo.ranges) == 0 && !c.ofo.dsackOK) {
+	n := c.sackBlocks()
+	if n == 0 {
 		return
 	}
-	max := wire.TCPMaxSACKBlocks
-	if c.tsOn {
-		max = 3
-	}
 	if c.ofo.dsackOK {
-		// RFC 2883: a duplicate segment is reported in the first block.
 		o.SACK[0] = wire.SACKBlock{Left: uint32(c.ofo.dsack.start), Right: uint32(c.ofo.dsack.end)}
 		o.NumSACK = 1
 	}
-	first := -1
-	for i, r := range c.ofo.ranges {
-		if c.ofo.last.start.inRange(r.start, r.end) && o.NumSACK < max {
-			first = i
-			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(r.start), Right: uint32(r.end)}
+	if q := c.ofo.q; q != nil {
+		for i := 0; i < q.nSacks && o.NumSACK < n; i++ {
+			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(q.sacks[i].start), Right: uint32(q.sacks[i].end)}
 			o.NumSACK++
-			break
 		}
 	}
-	for i := len(c.ofo.ranges) - 1; i >= 0 && o.NumSACK < max; i-- {
-		if i == first {
-			continue
-		}
-		o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(c.ofo.ranges[i].start), Right: uint32(c.ofo.ranges[i].end)}
-		o.NumSACK++
+}
+
+// sackBlocks is how many SACK blocks the next segment carries.
+func (c *Conn) sackBlocks() int {
+	if !c.sackOn {
+		return 0
 	}
+	n := 0
+	if c.ofo.dsackOK {
+		n++
+	}
+	if q := c.ofo.q; q != nil {
+		n += q.nSacks
+	}
+	limit := wire.TCPMaxSACKBlocks
+	if c.tsOn {
+		limit = 3
+	}
+	return min(n, limit)
 }
 
 // sackOptLen is the room the SACK blocks of the next segment take.
 func (c *Conn) sackOptLen() int {
-	if !c.sackOn || (len(c.ofo.ranges) == 0 && !c.ofo.dsackOK) {
-		return 0
+	if n := c.sackBlocks(); n > 0 {
+		return 4 + 8*n
 	}
-	blocks := len(c.ofo.ranges)
-	if c.ofo.dsackOK {
-		blocks++
-	}
-	blocks = min(blocks, wire.TCPMaxSACKBlocks)
-	if c.tsOn {
-		blocks = min(blocks, 3)
-	}
-	return 4 + 8*blocks
+	return 0
 }
 
 // selectWindow returns the window field to send and records the edge it
 // advertises (Linux tcp_select_window: never shrink; receiver SWS
 // avoidance per RFC 1122 §4.2.3.3).
 func (c *Conn) selectWindow(syn bool) uint16 {
-	free := c.rcvBufMax - c.rcv.n
-	if free < 0 {
-		free = 0
+	// What the field can carry bounds the edge we believe we offered
+	// (tcp_select_initial_window clamps window_clamp to 65535 << wscale).
+	limit := 0xffff
+	if !syn {
+		limit <<= c.rcvWscale
+	}
+	free := min(max(c.rcvBufMax-c.rcv.n, 0), limit)
+	if !c.sackOn && c.ofo.q != nil && !syn {
+		// A sender without SACK knows a duplicate ACK by its unchanged
+		// window (RFC 5681 §2, definition (e)): while a hole is open the
+		// window keeps its size, as Linux keeps rcv_ssthresh from growing
+		// for non-SACK flows (tcp_data_queue_ofo).
+		free = min(free, c.rcvEdge.diff(c.rcvWup))
 	}
 	newEdge := c.rcvNxt.add(free)
 	if newEdge.gt(c.rcvEdge) {

@@ -28,18 +28,7 @@ const (
 const (
 	initCwnd         = 10 // TCP_INIT_CWND
 	infiniteSsthresh = 0x7fffffff
-	dupThresh        = 3   // TCP_FASTRETRANS_THRESH: net.ipv4.tcp_reordering default
-	maxReordering    = 300 // net.ipv4.tcp_max_reordering in Linux
 )
-
-// dupThresh is the reordering degree loss detection tolerates (Linux
-// tp->reordering): 3 until reordering is measured, then up to the
-// MaxReordering sysctl. Its default is 3, not Linux's 300: without RACK's
-// time-based detection a raised threshold turns losses into RTOs
-// (measured: 100 MB upload through 3 % loss, 65 s → 98 s).
-func (c *Conn) dupThresh() int {
-	return max(min(c.reordering, int(c.s.sys.MaxReordering.Load())), dupThresh)
-}
 
 // reno is Linux tcp_reno_cong_avoid / tcp_reno_ssthresh, used when the
 // configured algorithm is unavailable.
@@ -52,7 +41,7 @@ func (reno) ssthresh(c *Conn) uint32 {
 }
 
 func (reno) congAvoid(c *Conn, acked uint32) {
-	if !c.cwndLimited {
+	if !c.isCwndLimited() {
 		return
 	}
 	if c.cwnd < c.ssthresh { // tcp_slow_start

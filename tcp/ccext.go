@@ -29,8 +29,8 @@ func (e *extCC) load(c *Conn) *congestion.Sender {
 	s := &e.snd
 	s.Cwnd, s.Ssthresh, s.CwndCnt = c.cwnd, c.ssthresh, c.cwndCnt
 	s.MSS = c.mss
-	s.PacketsOut = uint32(c.sndNxt.diff(c.sndUna) / max(c.mss, 1))
-	s.CwndLimited = c.cwndLimited
+	s.PacketsOut = uint32(c.sb.packetsOut)
+	s.CwndLimited = c.isCwndLimited()
 	s.SRTT, s.MinRTT = c.srtt, c.minRTT
 	s.Now = c.s.clock.Now()
 	return s

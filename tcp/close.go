@@ -21,11 +21,12 @@ func (c *Conn) reset(err error) {
 func (c *Conn) done() {
 	c.setState(StateClose)
 	c.dropOrphan()
-	c.rtoAt, c.delackAt, c.keepAt, c.persistAt, c.twAt, c.tlpAt = zeroTime, zeroTime, zeroTime, zeroTime, zeroTime, zeroTime
+	c.rtoAt, c.keepAt, c.persistAt, c.twAt, c.tlpAt, c.reoAt = 0, 0, 0, 0, 0, 0
+	c.delackAt = zeroTime
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	c.timerAt = zeroTime
+	c.timerAt = 0
 	c.snd.release()
 	if c.closed {
 		c.rcv.release()
@@ -67,8 +68,9 @@ func (c *Conn) enterTimeWait() {
 	}
 	c.setState(StateTimeWait)
 	c.dropOrphan() // a TIME_WAIT socket is no longer an orphan (inet_twsk)
-	c.rtoAt, c.delackAt, c.keepAt, c.persistAt, c.tlpAt = zeroTime, zeroTime, zeroTime, zeroTime, zeroTime
-	c.twAt = s.clock.Now().Add(c.timeWaitLen())
+	c.rtoAt, c.keepAt, c.persistAt, c.tlpAt, c.reoAt = 0, 0, 0, 0, 0
+	c.delackAt = zeroTime
+	c.twAt = c.s.stampAfter(c.timeWaitLen())
 	c.snd.release()
 	c.freeOOO()
 	c.freeScoreboard()
@@ -121,7 +123,7 @@ func (c *Conn) closeLocked(out *outBatch) {
 	default:
 		c.closeWriteLocked(out)
 		if c.state == StateFinWait2 && c.twAt.IsZero() {
-			c.twAt = c.s.clock.Now().Add(time.Duration(c.s.sys.FinTimeout.Load()) * time.Second)
+			c.twAt = c.s.stampAfter(time.Duration(c.s.sys.FinTimeout.Load()) * time.Second)
 		}
 		if c.state != StateClose && c.state != StateTimeWait {
 			// tcp_close → tcp_check_oom: too many orphans are reset.

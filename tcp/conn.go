@@ -16,6 +16,9 @@ func (s *Stack) newConn(id tuple, mtu int) *Conn {
 	c.rto = initRTO
 	c.cwnd = initCwnd
 	c.ssthresh = infiniteSsthresh
+	c.reordering = int(s.sys.Reordering.Load())
+	c.rack.reoWndSteps = 1
+	c.undoRetrans = -1
 	c.cc = s.newCongestionControl()
 	c.advMSS = max(mtu-40, 88)
 	c.peerMSS = 536
@@ -284,9 +287,9 @@ func (c *Conn) SetKeepAlive(on bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.keepalive = on
-	c.keepAt = zeroTime
+	c.keepAt = 0
 	if on && (c.state == StateEstablished || c.state == StateCloseWait) {
-		c.keepAt = c.s.clock.Now().Add(c.kaIdle)
+		c.keepAt = c.s.stampAfter(c.kaIdle)
 	}
 	c.armTimer()
 	return nil
@@ -302,7 +305,7 @@ func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 	}
 	c.kaIdle, c.kaIntvl = d, d
 	if c.keepalive && (c.state == StateEstablished || c.state == StateCloseWait) {
-		c.keepAt = c.s.clock.Now().Add(d)
+		c.keepAt = c.s.stampAfter(d)
 		c.armTimer()
 	}
 	return nil

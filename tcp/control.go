@@ -68,16 +68,10 @@ func (c *Conn) mtuReduced(mtu int, out *outBatch) {
 	}
 	c.pmtuMSS = max(m, 88)
 	c.setMSS()
-	if !c.state.synchronized() || c.sndUna == c.sndNxt {
+	if !c.state.synchronized() || c.sb.packetsOut == 0 {
 		return
 	}
-	if c.ca != caLoss {
-		c.recoverSeq = c.sndNxt
-		c.setCA(caLoss)
-	}
-	c.highRxt = c.sndUna
-	c.lostEnd = c.sndNxt
-	c.xmit(out)
+	c.simpleRetransmit(out)
 }
 
 func tsLen(c *Conn) int {

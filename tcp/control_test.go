@@ -15,26 +15,6 @@ func quote(sport, dport uint16, seq uint32) []byte {
 	return q
 }
 
-func TestPathMTUReduced(t *testing.T) {
-	h := newHarness(t, nil)
-	c, iss, _, lport := h.activeEstab(nil)
-	c.SetNoDelay(true)
-	c.Write(make([]byte, 2920))
-	h.expect().Seq(iss).Len(1460)
-	h.expect().Seq(iss + 1460).Len(1460)
-	h.s.Control(3, 4, 1000, hLocal, hPeer, quote(lport, 80, iss))
-	h.expect().Seq(iss).Len(960)
-	h.expect().Seq(iss + 960).Len(960)
-	if c.mss != 960 {
-		t.Fatalf("mss %d", c.mss)
-	}
-	// A quote outside the send window is ignored.
-	h.s.Control(3, 4, 600, hLocal, hPeer, quote(lport, 80, iss+100000))
-	if c.mss != 960 {
-		t.Fatal("out-of-window ICMP accepted")
-	}
-}
-
 func TestICMPUnreachableDuringConnect(t *testing.T) {
 	h := newHarness(t, nil)
 	c, syn := h.dial()

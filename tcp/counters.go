@@ -68,6 +68,25 @@ const (
 	cTCPACKSkippedSeq
 	cTCPACKSkippedPAWS
 	cTCPACKSkippedChallenge
+	cTCPSACKReneging
+	cTCPDSACKIgnoredOld
+	cTCPDSACKIgnoredNoUndo
+	cTCPSACKDiscard
+	cTCPDSACKOfoRecv
+	cTCPDSACKIgnoredDubious
+	cTCPDSACKRecvSegs
+	cTCPTSReorder
+	cTCPRenoReorder
+	cTCPSpuriousRTOs
+	cTCPLossProbeRecovery
+	cTCPOFOMerge
+	cPruneCalled
+	cOfoPruned
+	cRcvPruned
+	cTCPDSACKOldSent
+	cTCPDSACKOfoSent
+	cDelayedACKLost
+	cTCPAckCompressed
 	numCounters
 )
 
@@ -98,6 +117,20 @@ var counterNames = [numCounters]string{
 	cTCPDSACKUndo: "TcpExtTCPDSACKUndo", cTCPLossUndo: "TcpExtTCPLossUndo",
 	cTCPFlagsDrop: "TcpExtTCPFlagsDrop", cTCPACKSkippedSeq: "TcpExtTCPACKSkippedSeq",
 	cTCPACKSkippedPAWS: "TcpExtTCPACKSkippedPAWS", cTCPACKSkippedChallenge: "TcpExtTCPACKSkippedChallenge",
+	cTCPSACKReneging:        "TcpExtTCPSACKReneging",
+	cTCPDSACKIgnoredOld:     "TcpExtTCPDSACKIgnoredOld",
+	cTCPDSACKIgnoredNoUndo:  "TcpExtTCPDSACKIgnoredNoUndo",
+	cTCPSACKDiscard:         "TcpExtTCPSACKDiscard",
+	cTCPDSACKOfoRecv:        "TcpExtTCPDSACKOfoRecv",
+	cTCPDSACKIgnoredDubious: "TcpExtTCPDSACKIgnoredDubious",
+	cTCPDSACKRecvSegs:       "TcpExtTCPDSACKRecvSegs",
+	cTCPTSReorder:           "TcpExtTCPTSReorder",
+	cTCPRenoReorder:         "TcpExtTCPRenoReorder",
+	cTCPSpuriousRTOs:        "TcpExtTCPSpuriousRTOs",
+	cTCPLossProbeRecovery:   "TcpExtTCPLossProbeRecovery",
+	cTCPOFOMerge:            "TcpExtTCPOFOMerge", cPruneCalled: "TcpExtPruneCalled", cOfoPruned: "TcpExtOfoPruned",
+	cRcvPruned: "TcpExtRcvPruned", cTCPDSACKOldSent: "TcpExtTCPDSACKOldSent", cTCPDSACKOfoSent: "TcpExtTCPDSACKOfoSent",
+	cDelayedACKLost: "TcpExtDelayedACKLost", cTCPAckCompressed: "TcpExtTCPAckCompressed",
 }
 
 // mib is the stack's counter set. Each counter is its own atomic so shard

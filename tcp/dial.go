@@ -101,7 +101,7 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*Conn, error) {
 	s.mib.inc(cActiveOpens)
 	c.sendSegment(&out, c.iss, 0, wire.TCPFlagSYN)
 	c.rttTiming, c.rttSeq, c.rttStart = true, c.iss, now
-	c.rtoAt = now.Add(initRTO)
+	c.rtoAt = s.stampAfter(initRTO)
 	c.armTimer()
 	c.unlockSend(&out)
 	return c, nil

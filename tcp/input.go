@@ -26,7 +26,7 @@ func (c *Conn) input(sg *segment, out *outBatch) {
 	default:
 		c.rcvSynchronized(sg, out)
 	}
-	c.lastRecv = c.s.clock.Now()
+	c.lastRecv = c.s.stampNow()
 	c.armTimer()
 	c.unlockSend(out)
 	if reuse {
@@ -63,7 +63,7 @@ func (c *Conn) rcvSynSent(sg *segment, out *outBatch) {
 	c.rcvEdge = c.rcvNxt // the window we send next is our first one in this space
 	c.negotiate(&sg.opts, true)
 	if c.tsOn {
-		c.tsRecent, c.tsRecentStamp = sg.opts.TSVal, c.s.clock.Now()
+		c.tsRecent, c.tsRecentStamp = sg.opts.TSVal, c.s.stampNow()
 	}
 	if !sg.has(wire.TCPFlagACK) {
 		// Simultaneous open (RFC 9293 §3.5 figure 8): SYN-RECEIVED, SYN-ACK.
@@ -78,13 +78,13 @@ func (c *Conn) rcvSynSent(sg *segment, out *outBatch) {
 	c.maxSndWnd = c.sndWnd
 	c.sndWl1, c.sndWl2 = sg.seq, sg.ack
 	c.sndBufSeq = c.sndUna
-	if c.rttTiming && c.retransOut == 0 {
+	if c.rttTiming && c.retransmits == 0 {
 		c.rttSample(c.s.clock.Now().Sub(c.rttStart))
-	} else if c.retransOut > 0 {
+	} else if c.retransmits > 0 {
 		c.rto = 3 * time.Second // RFC 6298 §5.7: SYN was retransmitted
 	}
 	c.rttTiming = false
-	c.backoff, c.retransOut, c.retransStamp, c.rtoAt = 0, 0, zeroTime, zeroTime
+	c.backoff, c.retransmits, c.retransStamp, c.rtoAt = 0, 0, 0, 0
 	c.establish()
 	c.s.markProven(c.id.remote.Addr())
 	if len(sg.payload) > 0 || sg.has(wire.TCPFlagFIN) {
@@ -100,9 +100,9 @@ func (c *Conn) establish() {
 	c.quickAcks = maxQuickAcks
 	c.cc.init(c)
 	c.updateSndBuf()
-	c.keepAt = zeroTime
+	c.keepAt = 0
 	if c.keepalive {
-		c.keepAt = c.s.clock.Now().Add(c.kaIdle)
+		c.keepAt = c.s.stampAfter(c.kaIdle)
 	}
 	c.signalEstablished()
 }
@@ -157,7 +157,7 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 	rst := sg.has(wire.TCPFlagRST)
 	// RFC 7323 §5.3 PAWS (tcp_paws_discard).
 	if c.tsOn && sg.opts.HasTS && !rst && int32(sg.opts.TSVal-c.tsRecent) < 0 &&
-		c.s.clock.Now().Sub(c.tsRecentStamp) <= pawsIdle {
+		c.s.since(c.tsRecentStamp) <= pawsIdle {
 		m.inc(cPAWSEstab)
 		if !c.oowRateLimited(sg, cTCPACKSkippedPAWS) {
 			c.sendAck(out)
@@ -174,7 +174,7 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 			return
 		}
 		if !c.oowRateLimited(sg, cTCPACKSkippedSeq) {
-			c.sendAck(out) // tcp_send_dupack
+			c.sendDupAck(sg, out)
 		}
 		return
 	}
@@ -201,7 +201,7 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 	}
 	// tcp_replace_ts_recent (RFC 7323 §4.3).
 	if c.tsOn && sg.opts.HasTS && sg.seq.leq(c.rcvWup) && int32(sg.opts.TSVal-c.tsRecent) >= 0 {
-		c.tsRecent, c.tsRecentStamp = sg.opts.TSVal, c.s.clock.Now()
+		c.tsRecent, c.tsRecentStamp = sg.opts.TSVal, c.s.stampNow()
 	}
 	// Step 5: ACK.
 	if c.state == StateSynRecv {
@@ -214,7 +214,7 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 		c.sndWnd = int(sg.wnd) << c.sndWscale
 		c.maxSndWnd = c.sndWnd
 		c.sndWl1, c.sndWl2 = sg.seq, sg.ack
-		c.backoff, c.retransOut, c.retransStamp, c.rtoAt = 0, 0, zeroTime, zeroTime
+		c.backoff, c.retransmits, c.retransStamp, c.rtoAt = 0, 0, 0, 0
 		c.rttTiming = false
 		c.establish()
 	}
@@ -288,7 +288,7 @@ func (c *Conn) ourFinAcked() {
 		c.setState(StateFinWait2)
 		if c.closed {
 			// Orphaned FIN-WAIT-2 lasts tcp_fin_timeout (tcp_close → tcp_time_wait).
-			c.twAt = c.s.clock.Now().Add(time.Duration(c.s.sys.FinTimeout.Load()) * time.Second)
+			c.twAt = c.s.stampAfter(time.Duration(c.s.sys.FinTimeout.Load()) * time.Second)
 		}
 	case StateClosing:
 		c.enterTimeWait()
@@ -340,7 +340,7 @@ func (c *Conn) rcvTimeWait(sg *segment, out *outBatch) bool {
 		// A retransmitted FIN: ACK it again and restart the 2MSL timer.
 		c.sendTimeWaitAck(out)
 		if sg.has(wire.TCPFlagFIN) {
-			c.twAt = c.s.clock.Now().Add(c.timeWaitLen())
+			c.twAt = c.s.stampAfter(c.timeWaitLen())
 		}
 	}
 	return false

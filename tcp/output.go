@@ -133,148 +133,17 @@ func (c *Conn) canSendData() bool {
 	return false
 }
 
-// xmit sends what the windows allow: retransmissions of segments deemed
-// lost first, then new data (Linux tcp_xmit_retransmit_queue and
-// tcp_write_xmit, with RFC 6675 pipe accounting and Nagle). New data goes
-// in TSO super-segments when the Network can segment (tso.go);
-// retransmissions stay MSS-sized, as the scoreboard hands them out.
-func (c *Conn) xmit(out *outBatch) {
-	if !c.canSendData() {
-		return
-	}
-	mss := c.sendMSS()
-	c.cwndLimited = false
-	for {
-		pipe := c.inFlight()
-		if pipe >= int(c.cwnd)*mss {
-			c.cwndLimited = true
-			break
-		}
-		if c.ca >= caRecovery && c.rtxHeadLost {
-			c.rtxHeadLost = false
-			if n := c.headSegLen(mss); n > 0 {
-				c.retransmit(out, c.sndUna, n)
-				c.s.mib.inc(cTCPLostRetransmit)
-				continue
-			}
-		}
-		if c.ca >= caRecovery {
-			if seq, n, ok := c.nextLost(); ok {
-				c.retransmit(out, seq, n)
-				c.highRxt = seq.add(n)
-				if c.ca == caRecovery {
-					c.s.mib.inc(cTCPFastRetrans)
-				} else {
-					c.s.mib.inc(cTCPSlowStartRetrans)
-				}
-				continue
-			}
-		}
-		if c.finSent {
-			break
-		}
-		avail := c.dataEnd().diff(c.sndNxt)
-		room := c.sndUna.add(c.sndWnd).diff(c.sndNxt)
-		n := min(avail, mss, max(room, 0))
-		gso := 0
-		if n == mss {
-			// A full segment fits: with TSO, as many as the windows allow go
-			// in one super-segment (tcp_write_xmit with tso_segs > 1).
-			if segs := c.tsoSegs(mss); segs > 1 {
-				if c.tsoShouldDefer(mss, segs, pipe, avail, room) {
-					break
-				}
-				if n = c.tsoSplit(mss, segs, pipe, avail, room); n > mss {
-					gso = mss
-				}
-			}
-		}
-		fin := c.finQueued && n == avail
-		if n <= 0 && !fin {
-			if c.ca == caRecovery && c.markRescue() {
-				continue // RFC 6675 NextSeg() rule 3
-			}
-			break
-		}
-		if fin && n == 0 && room <= 0 {
-			break // the FIN needs one byte of window too (tcp_snd_wnd_test)
-		}
-		if n < mss && n < avail {
-			// Window-limited: sender SWS avoidance (RFC 1122 §4.2.3.4).
-			if n < c.maxSndWnd/2 || c.sndUna != c.sndNxt {
-				break
-			}
-		} else if n < mss && !fin && !c.noDelay && c.sndUna != c.sndNxt {
-			break // Nagle (RFC 896; Linux tcp_nagle_check)
-		}
-		if c.sndUna == c.sndNxt {
-			c.idleRestart()
-		}
-		flags := uint8(0)
-		if n > 0 && n == avail {
-			flags |= wire.TCPFlagPSH
-		}
-		if fin {
-			flags |= wire.TCPFlagFIN
-		}
-		seq := c.sndNxt
-		c.sendSuper(out, seq, n, flags, gso)
-		c.lastSend = c.s.clock.Now()
-		if n > 0 {
-			c.s.mib.add(cTCPOrigDataSent, uint64(pcount(n, mss)))
-		}
-		if !c.rttTiming && c.retransStamp.IsZero() {
-			c.rttTiming, c.rttSeq, c.rttStart = true, seq, c.s.clock.Now()
-		}
-		c.sndNxt = seq.add(n)
-		if fin {
-			c.finSent, c.finSeq = true, c.sndNxt
-			c.sndNxt = c.sndNxt.add(1)
-		}
-		if c.rtoAt.IsZero() {
-			c.rtoAt = c.s.clock.Now().Add(c.rtoBackoff())
-		}
-		c.scheduleLossProbe()
-	}
-	c.checkPersist()
-}
-
-// retransmit resends [seq, seq+n) of the sequence space, with the FIN if
-// the range covers it.
-func (c *Conn) retransmit(out *outBatch, seq seqnum, n int) {
-	data := n
-	flags := uint8(0)
-	if c.finSent && seq.add(n).gt(c.finSeq) {
-		data = c.finSeq.diff(seq)
-		flags |= wire.TCPFlagFIN
-	}
-	if data > 0 {
-		flags |= wire.TCPFlagPSH
-	}
-	c.sendSegment(out, seq, data, flags)
-	c.noteRetransForUndo(c.s.tsNow() + c.tsOff)
-	c.lastRtxNxt = c.sndNxt
-	if seq == c.sndUna {
-		c.rtxHeadSeq, c.rtxHeadNxt, c.rtxHeadOK = seq, c.sndNxt, true
-	}
-	c.s.mib.inc(cRetransSegs)
-	c.totalRetrans++
-	// Karn's algorithm, in Linux's form: an ACK that covers retransmitted
-	// data gives no sequence RTT sample (FLAG_RETRANS_DATA_ACKED).
-	c.rttTiming = false
-}
-
 // checkPersist arms the persist timer when data waits (on a zero or too
 // small window) and nothing is in flight to provoke a window update
 // (tcp_check_probe_timer).
 func (c *Conn) checkPersist() {
 	if c.sndUna == c.sndNxt && (c.dataEnd().gt(c.sndNxt) || (c.finQueued && !c.finSent)) {
 		if c.persistAt.IsZero() {
-			c.persistAt = c.s.clock.Now().Add(c.rtoBackoff())
+			c.persistAt = c.s.stampAfter(c.rtoBackoff())
 		}
 		return
 	}
-	c.persistAt = zeroTime
+	c.persistAt = 0
 }
 
 // idleRestart mirrors tcp_cwnd_restart (net.ipv4.tcp_slow_start_after_idle
@@ -284,7 +153,7 @@ func (c *Conn) idleRestart() {
 	if c.lastSend.IsZero() {
 		return
 	}
-	idle := c.s.clock.Now().Sub(c.lastSend)
+	idle := c.s.since(c.lastSend)
 	if idle <= c.rto {
 		return
 	}
@@ -310,9 +179,9 @@ func (c *Conn) oowRateLimited(sg *segment, cnt counter) bool {
 // oowRateLimitedAt is __tcp_oow_rate_limited: at most one reply per
 // net.ipv4.tcp_invalid_ratelimit per socket, each skip counted in cnt.
 func (c *Conn) oowRateLimitedAt(cnt counter) bool {
-	now := c.s.clock.Now()
+	now := c.s.stampNow()
 	limit := time.Duration(c.s.sys.InvalidRatelimit.Load()) * time.Millisecond
-	if !c.lastOOWAck.IsZero() && now.Sub(c.lastOOWAck) < limit {
+	if !c.lastOOWAck.IsZero() && time.Duration(now-c.lastOOWAck) < limit {
 		c.s.mib.inc(cnt)
 		return true
 	}

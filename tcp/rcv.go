@@ -6,24 +6,13 @@ import (
 	"github.com/tapstack/tapstack/wire"
 )
 
-const (
-	maxQuickAcks = 16                    // TCP_MAX_QUICKACKS
-	delAckMin    = 40 * time.Millisecond // TCP_DELACK_MIN / TCP_ATO_MIN
-	// maxOOORanges bounds the out-of-order ranges kept. Linux bounds
-	// out-of-order data by receive memory alone (an rb-tree of skbs); a
-	// sorted slice keeps insertion O(n), so n is capped, but high: with 32,
-	// a kernel sender at 3 % loss and 5 % reordering retransmitted 4.7× what
-	// the link lost (12039 segments instead of 2553 for 100 MB), every
-	// range past the cap being a drop (TCPOFODrop).
-	maxOOORanges = 256
-)
-
 var zeroTime time.Time
 
 // rcvData queues the segment's payload and FIN (Linux tcp_data_queue and
 // tcp_data_queue_ofo). The receive ring holds unread data at [0, rcv.n)
-// and out-of-order data at its offset beyond, so in-window data always has
-// room and nothing is allocated per segment.
+// and out-of-order data at its offset beyond, so nothing is allocated per
+// segment; the out-of-order queue (ofo.go) says which bytes beyond are
+// held.
 func (c *Conn) rcvData(sg *segment, out *outBatch) {
 	m := &c.s.mib
 	seq := sg.seq
@@ -35,18 +24,26 @@ func (c *Conn) rcvData(sg *segment, out *outBatch) {
 	if len(data) > c.rcvMss {
 		c.rcvMss = min(len(data), c.advMSS)
 	}
+	if q := c.ofo.q; q != nil && !c.ackPending {
+		c.flushCompressed(q) // an ACK went out since the last one was held
+	}
+	c.rcvRTTMeasureTS(sg, len(data))
 	// Trim what we already have.
 	if seq.lt(c.rcvNxt) {
 		skip := c.rcvNxt.diff(seq)
-		if len(data) > 0 && c.s.sys.Dsack.Load() != 0 {
-			// tcp_dsack_set: report the duplicate part (RFC 2883).
-			c.ofo.dsack = seqRange{seq, seqMin(seq.add(len(data)), c.rcvNxt)}
-			c.ofo.dsackOK = true
-		}
 		if skip > len(data) || (skip == len(data) && !fin) {
-			c.ackNow = true // duplicate: ACK at once (tcp_send_dupack)
+			// A retransmission of what we have: our ACK was probably lost
+			// (tcp_data_queue: DelayedACKLost, D-SACK, quickack).
+			if end := sg.end(); end.gt(seq) {
+				m.inc(cDelayedACKLost)
+				c.dsackSet(seqRange{seq, end})
+			}
 			c.enterQuickAck()
+			c.ackNow = true
 			return
+		}
+		if skip > 0 && len(data) > 0 {
+			c.dsackSet(seqRange{seq, c.rcvNxt}) // partial packet, seq < rcv_nxt < end_seq
 		}
 		if skip == len(data) {
 			data = nil
@@ -62,107 +59,119 @@ func (c *Conn) rcvData(sg *segment, out *outBatch) {
 			if c.rcvEdge == c.rcvNxt {
 				m.inc(cTCPZeroWindowDrop)
 			}
+			c.enterQuickAck() // tcp_data_queue: out of window
 			c.ackNow = true
 			return
 		}
 		data = data[:room]
 		fin = false
 	}
-	if fin {
-		c.peerFin, c.peerFinSeq = true, seq.add(len(data))
-	}
 	if len(data) > 0 {
-		off := c.rcv.n + seq.diff(c.rcvNxt)
-		if seq != c.rcvNxt {
-			r := seqRange{seq, seq.add(len(data))}
-			var ok bool
-			if c.ofo.ranges, ok = insertRangeOK(c.ofo.ranges, r, maxOOORanges); !ok {
-				m.inc(cTCPOFODrop)
-				c.ackNow = true
+		if seq == c.rcvNxt {
+			if !c.queueInOrder(data) {
 				return
 			}
-			m.inc(cTCPOFOQueue)
-			c.ofo.last = r
-			c.enterQuickAck()
-			c.ackNow = true
+		} else if !c.queueOFO(seq, data, out) {
+			return
 		}
-		c.rcv.reserve(off+len(data), c.rcvHeld())
-		c.rcv.writeAt(off, data)
-		if seq == c.rcvNxt {
-			c.rcv.n += len(data)
-			c.rcvNxt = c.rcvNxt.add(len(data))
-			c.unackedBytes += len(data)
-			c.ackPending = true
-			if len(c.ofo.ranges) > 0 {
-				c.ackNow = true // filling a hole: ACK at once (RFC 5681 §4.2)
-				c.mergeOOO()
-			}
-			c.notifyRead()
-		}
+	}
+	if fin {
+		c.peerFin, c.peerFinSeq = true, seq.add(len(data))
 	}
 	if c.peerFin && !c.finRcvd && c.rcvNxt == c.peerFinSeq {
 		c.rcvFin(out)
 	}
 }
 
-// hasOOO reports whether out-of-order data is held.
-func (c *Conn) hasOOO() bool { return len(c.ofo.ranges) > 0 }
-
-// freeOOO forgets out-of-order data (the connection is done with it).
-func (c *Conn) freeOOO() { c.ofo.ranges = nil }
-
-// rcvHeld is the number of ring bytes in use: unread data plus the span of
-// out-of-order data.
-func (c *Conn) rcvHeld() int {
-	if len(c.ofo.ranges) == 0 {
-		return c.rcv.n
+// queueInOrder appends data at rcv_nxt (tcp_data_queue's queue_and_out),
+// then moves what became contiguous out of the out-of-order queue. It
+// reports false when the segment was dropped for memory.
+func (c *Conn) queueInOrder(data []byte) bool {
+	if !c.rmemSchedule(c.rcvNxt) {
+		c.ackNow = true // ICSK_ACK_NOMEM | ICSK_ACK_NOW
+		if c.rcv.n > 0 {
+			c.s.mib.inc(cTCPRcvQDrop)
+			return false
+		}
 	}
-	return c.rcv.n + c.ofo.ranges[len(c.ofo.ranges)-1].end.diff(c.rcvNxt)
+	c.rcv.reserve(c.rcv.n+len(data), c.rcvHeld())
+	c.rcv.writeAt(c.rcv.n, data)
+	c.rcv.n += len(data)
+	c.rcvNxt = c.rcvNxt.add(len(data))
+	c.unackedBytes += len(data)
+	c.ackPending = true
+	c.rcvRTTMeasure() // tcp_event_data_recv
+	if c.ofo.q != nil {
+		c.drainOFO()
+		if c.ofo.q == nil {
+			// The last hole is filled: ACK at once (RFC 5681 §4.2).
+			c.ackNow = true
+		} else {
+			c.sackRemove()
+		}
+	}
+	c.notifyRead()
+	return true
 }
 
-// mergeOOO moves out-of-order data that became contiguous into the
-// in-order part.
-func (c *Conn) mergeOOO() {
-	k := 0
-	for k < len(c.ofo.ranges) && c.ofo.ranges[k].start.leq(c.rcvNxt) {
-		if r := c.ofo.ranges[k]; r.end.gt(c.rcvNxt) {
+// queueOFO holds data that arrived above rcv_nxt (tcp_data_queue_ofo): its
+// range goes in the out-of-order queue, merged with what it touches, its
+// bytes in the ring at their offset; a part already held becomes the
+// D-SACK, and the SACK blocks record the arrival. It reports false when
+// the segment was dropped for memory (TCPOFODrop, not ACKed, as in Linux).
+func (c *Conn) queueOFO(seq seqnum, data []byte, out *outBatch) bool {
+	m := &c.s.mib
+	if !c.rmemSchedule(seq) {
+		m.inc(cTCPOFODrop)
+		return false
+	}
+	q := c.ofoQueue()
+	m.inc(cTCPOFOQueue)
+	r := seqRange{seq, seq.add(len(data))}
+	ins := q.tree.insert(r)
+	if ins.added == 0 {
+		m.inc(cTCPOFOMerge) // all the bits are present
+		c.dsackSet(r)
+	} else {
+		if ins.absorbed > 0 {
+			m.add(cTCPOFOMerge, uint64(ins.absorbed))
+		}
+		if ins.dup.len() > 0 {
+			c.dsackSet(ins.dup)
+		}
+		off := c.rcv.n + seq.diff(c.rcvNxt)
+		c.rcv.reserve(off+len(data), c.rcvHeld())
+		c.rcv.writeAt(off, data)
+	}
+	c.sackNewOfo(r, out)
+	c.rcvBufGrow(c.rcvSpace.space)
+	c.ackPending = true // inet_csk_schedule_ack; maybeAck decides when
+	return true
+}
+
+// drainOFO moves the out-of-order ranges that rcv_nxt has reached into the
+// in-order data (tcp_ofo_queue); where the segment that reached them
+// overlapped them, the overlap becomes the D-SACK.
+func (c *Conn) drainOFO() {
+	q := c.ofo.q
+	dsackHigh := c.rcvNxt
+	for {
+		r, ok := q.tree.popFirstUpTo(c.rcvNxt)
+		if !ok {
+			break
+		}
+		if r.start.lt(dsackHigh) {
+			c.dsackExtend(seqRange{r.start, seqMin(r.end, dsackHigh)})
+		}
+		if r.end.gt(c.rcvNxt) {
 			d := r.end.diff(c.rcvNxt)
 			c.rcv.n += d
 			c.unackedBytes += d
 			c.rcvNxt = r.end
 		}
-		k++
 	}
-	if k > 0 {
-		c.ofo.ranges = append(c.ofo.ranges[:0], c.ofo.ranges[k:]...)
-	}
-}
-
-func (c *Conn) enterQuickAck() {
-	c.quickAcks = max(c.quickAcks, maxQuickAcks/2)
-}
-
-// maybeAck decides between an immediate and a delayed ACK (Linux
-// __tcp_ack_snd_check): at once for every second full segment, in quickack
-// mode, for out-of-order data and FINs; otherwise after the delayed-ACK
-// timer.
-func (c *Conn) maybeAck(out *outBatch) {
-	if c.ackNow {
-		c.sendAck(out)
-		return
-	}
-	if !c.ackPending {
-		return
-	}
-	if c.unackedBytes >= 2*max(c.rcvMss, 536) || (c.quickAcks > 0 && !c.pingpong) {
-		if c.quickAcks > 0 {
-			c.quickAcks--
-		}
-		c.sendAck(out)
-		return
-	}
-	if c.delackAt.IsZero() {
-		c.delackAt = c.s.clock.Now().Add(delAckMin)
+	if q.tree.empty() {
+		c.releaseOFO()
 	}
 }
 
@@ -187,39 +196,4 @@ func (c *Conn) read(p []byte, out *outBatch) int {
 		}
 	}
 	return n
-}
-
-// rcvSpaceAdjust is Linux's receive buffer auto-tuning (tcp_rcv_space_adjust,
-// "DRS"): once per RTT, if the application read more than the current
-// space, grow rcvbuf to twice that, within tcp_rmem[2].
-func (c *Conn) rcvSpaceAdjust() {
-	if c.rcvBufLocked || c.s.sys.ModerateRcvbuf.Load() == 0 {
-		return
-	}
-	now := c.s.clock.Now()
-	rtt := c.srtt
-	if rtt == 0 {
-		rtt = c.rcvRTT()
-	}
-	if now.Sub(c.rcvSpace.time) < rtt || rtt == 0 {
-		return
-	}
-	copied := c.rcvSpace.copied.diff(c.rcvSpace.seq)
-	if copied > c.rcvSpace.space {
-		c.rcvSpace.space = copied
-		// Room for twice what the application drains per RTT, plus 16
-		// segments of slack, like Linux's rcvwin.
-		want := min(2*copied+16*c.advMSS, int(c.s.sys.RmemMax.Load()))
-		if want > c.rcvBufMax {
-			c.rcvBufMax = want
-		}
-	}
-	c.rcvSpace.seq = c.rcvSpace.copied
-	c.rcvSpace.time = now
-}
-
-// rcvRTT estimates the RTT on the receive side from timestamps when we
-// have no send-side sample (Linux tcp_rcv_rtt_measure_ts), else 10 ms.
-func (c *Conn) rcvRTT() time.Duration {
-	return 10 * time.Millisecond
 }

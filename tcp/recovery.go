@@ -1,171 +1,21 @@
 package tcp
 
-import (
-	"time"
+import "time"
 
-	"github.com/tapstack/tapstack/wire"
-)
+// The loss-recovery state machine (Linux tcp_fastretrans_alert and its
+// helpers in tcp_input.c). RACK (rack.go) or, with net.ipv4.tcp_recovery=0,
+// the dupack rule marks segments lost on the scoreboard; this decides the
+// congestion state, one reduction per window of data, undo, and what to
+// retransmit.
 
-// ackResult tells the caller what tcp_ack decided.
-type ackResult int
+// rexmitKind is what an ACK asks to be sent (Linux REXMIT_*).
+type rexmitKind uint8
 
 const (
-	ackDiscard ackResult = iota - 1 // drop the segment (RFC 5961 §5.2)
-	ackOld                          // old or duplicate; keep processing data
-	ackNew                          // acknowledged new data
+	rexmitNone rexmitKind = iota
+	rexmitLost            // retransmit segments marked lost
+	rexmitNew             // F-RTO: send new data first
 )
-
-// rcvAck processes the ACK field (Linux tcp_ack): window update, SACK,
-// cleaning the send buffer, RTT, congestion control and loss recovery.
-func (c *Conn) rcvAck(sg *segment, out *outBatch) ackResult {
-	ack := sg.ack
-	if ack.gt(c.sndNxt) {
-		// ACK for data we never sent: drop (Linux tcp_ack, RFC 9293 §3.10.7.4).
-		c.sendChallengeAck(out)
-		return ackDiscard
-	}
-	if ack.lt(c.sndUna) {
-		if ack.lt(c.sndUna.add(-c.maxSndWnd)) {
-			c.sendChallengeAck(out) // RFC 5961 §5.2 blind data injection
-			return ackDiscard
-		}
-		return ackOld
-	}
-	c.probesOut = 0 // the peer is alive (tcp_ack)
-	wnd := int(sg.wnd) << c.sndWscale
-	windowChanged := false
-	// tcp_may_update_window
-	if ack.gt(c.sndUna) || sg.seq.gt(c.sndWl1) || (sg.seq == c.sndWl1 && (wnd > c.sndWnd || wnd == 0)) {
-		windowChanged = wnd != c.sndWnd
-		c.sndWnd, c.sndWl1, c.sndWl2 = wnd, sg.seq, ack
-		c.maxSndWnd = max(c.maxSndWnd, wnd)
-		if wnd > 0 && !c.persistAt.IsZero() {
-			c.persistAt = zeroTime
-			c.backoff = 0 // tcp_ack_probe
-		}
-	}
-	if c.sackOn && sg.opts.NumSACK > 0 {
-		c.sackUpdate(&sg.opts, ack)
-	}
-	acked := ack.diff(c.sndUna)
-	now := c.s.clock.Now()
-	if len(sg.payload) == 0 && !sg.has(wire.TCPFlagSYN|wire.TCPFlagFIN) {
-		c.s.mib.inc(cTCPPureAcks)
-	}
-	if acked > 0 {
-		c.checkReordering(c.sndUna, ack)
-		c.cleanRtxQueue(ack, now)
-	}
-	dup := acked == 0 && len(sg.payload) == 0 && !sg.has(wire.TCPFlagSYN|wire.TCPFlagFIN) &&
-		!windowChanged && c.sndUna != c.sndNxt
-	c.eifelUndo = acked > 0 && c.packetDelayed(sg)
-	c.fastRetransAlert(acked, dup)
-	if acked > 0 {
-		c.scheduleLossProbe()
-	} else if c.ca != caOpen {
-		c.tlpAt = zeroTime
-	}
-	if acked > 0 {
-		c.updateSndBuf()
-		c.notifyWrite()
-		return ackNew
-	}
-	return ackOld
-}
-
-// cleanRtxQueue frees acknowledged data and samples the RTT (Linux
-// tcp_clean_rtx_queue).
-func (c *Conn) cleanRtxQueue(ack seqnum, now time.Time) {
-	acked := ack.diff(c.sndUna)
-	if c.sndBufSeq.lt(ack) {
-		k := min(ack.diff(c.sndBufSeq), c.snd.n)
-		c.snd.consume(k)
-		c.sndBufSeq = c.sndBufSeq.add(k)
-	}
-	c.sndUna = ack
-	var rtt time.Duration = -1
-	if c.rttTiming && ack.gt(c.rttSeq) {
-		rtt = now.Sub(c.rttStart)
-		c.rttSample(rtt)
-		c.rttTiming = false
-	}
-	c.cc.pktsAcked(c, uint32((acked+c.mss-1)/c.mss), rtt)
-	c.backoff = 0
-	c.retransOut = 0
-	c.retransStamp = zeroTime
-	c.probesOut = 0
-	c.sackAdvance()
-	if c.sndUna == c.sndNxt {
-		c.rtoAt = zeroTime
-	} else {
-		c.rtoAt = now.Add(c.rto)
-	}
-	c.tlpAcked()
-}
-
-// fastRetransAlert is the recovery state machine (Linux
-// tcp_fastretrans_alert; RFC 6675 §5, RFC 6582 without SACK).
-func (c *Conn) fastRetransAlert(acked int, dup bool) {
-	segs := uint32((acked + c.mss - 1) / c.mss)
-	switch c.ca {
-	case caOpen, caDisorder:
-		if dup {
-			c.dupAcks++
-		} else if acked > 0 {
-			c.dupAcks = 0
-		}
-		if c.sndUna != c.sndNxt && (c.dupAcks >= c.dupThresh() || c.headLost()) {
-			c.enterRecovery()
-			return
-		}
-		if c.dupAcks > 0 || c.sackedBytes > 0 {
-			c.setCA(caDisorder)
-		} else {
-			c.setCA(caOpen)
-		}
-		if acked > 0 {
-			c.cc.congAvoid(c, segs)
-		}
-	case caRecovery:
-		if c.sndUna.geq(c.recoverSeq) && c.eifelUndo {
-			c.undoRecovery(cTCPFullUndo) // tcp_try_undo_recovery
-			return
-		}
-		if c.sndUna.geq(c.recoverSeq) {
-			// Full ACK: leave recovery with cwnd = ssthresh (tcp_end_cwnd_reduction).
-			c.cwnd = max(c.ssthresh, 2)
-			c.exitRecovery()
-			return
-		}
-		if acked > 0 && !c.sackOn {
-			// NewReno partial ACK (RFC 6582 §3.2 step 5): the new head is lost.
-			c.renoDup = max(c.renoDup-int(segs), 0)
-			c.highRxt = c.sndUna
-			c.lostEnd = seqMax(c.lostEnd, seqMin(c.sndUna.add(c.mss), c.sndNxt))
-		}
-		if dup && !c.sackOn {
-			c.renoDup = min(c.renoDup+1, c.sndNxt.diff(c.sndUna)/c.mss)
-		}
-		if c.sackOn {
-			c.markLost()
-			c.markLostRetrans()
-		}
-		c.lostEnd = seqMax(c.lostEnd, c.sndUna)
-	case caLoss:
-		c.markLostRetrans()
-		if acked > 0 && c.eifelUndo {
-			c.undoRecovery(cTCPLossUndo) // tcp_try_undo_loss
-			return
-		}
-		if c.sndUna.geq(c.recoverSeq) {
-			c.exitRecovery()
-		}
-		if acked > 0 {
-			c.cwndLimited = true
-			c.cc.congAvoid(c, segs)
-		}
-	}
-}
 
 func (c *Conn) setCA(st caState) {
 	if c.ca != st {
@@ -174,58 +24,451 @@ func (c *Conn) setCA(st caState) {
 	}
 }
 
-// enterRecovery starts fast recovery (Linux tcp_enter_recovery; RFC 6675
-// §5 step 4: ssthresh = cwnd = the reduced window, retransmit the head).
+// inCwndReduction is tcp_in_cwnd_reduction: PRR is pacing the window.
+func (c *Conn) inCwndReduction() bool { return c.ca == caCWR || c.ca == caRecovery }
+
+// fastRetransAlert is tcp_fastretrans_alert, run for every "dubious" ACK
+// (one that is a duplicate, carries SACK or D-SACK, or arrives outside the
+// Open state).
+func (c *Conn) fastRetransAlert(sg *segment, priorUna seqnum, numDupack int, st *ackState) rexmitKind {
+	sb := &c.sb
+	fastRexmit := false
+	doLost := numDupack > 0 || (st.flag&flagDataSacked != 0 && c.forceFastRetransmit())
+	if sb.packetsOut == 0 && sb.sackedOut > 0 {
+		sb.sackedOut = 0
+	}
+	if c.checkSackReneging(st) {
+		return rexmitNone
+	}
+	// Exit conditions: the window of data recovery started with is acked.
+	if c.ca == caOpen {
+		c.clearRetransStamp()
+	} else if c.sndUna.geq(c.highSeq) {
+		switch c.ca {
+		case caCWR:
+			if c.sndUna != c.highSeq {
+				c.endCwndReduction()
+				c.setCA(caOpen)
+			}
+		case caRecovery:
+			if !c.sackOn {
+				sb.sackedOut = 0 // tcp_reset_reno_sack
+			}
+			if c.tryUndoRecovery(sg) {
+				return rexmitNone
+			}
+			c.endCwndReduction()
+		}
+	}
+	switch c.ca {
+	case caRecovery:
+		if st.flag&flagSndUnaAdvanced == 0 {
+			if !c.sackOn {
+				c.addRenoSack(numDupack)
+			}
+		} else if c.tryUndoPartial(sg, priorUna, &doLost) {
+			return rexmitNone
+		}
+		if c.tryUndoDsack() {
+			c.tryToOpen()
+		}
+		c.identifyPacketLoss(st)
+		if c.ca != caRecovery {
+			if !c.timeToRecover() {
+				return rexmitNone
+			}
+			// Undone, but loss is evident: a new episode (say,
+			// reordering, then a loss).
+			c.enterRecovery()
+		}
+		// A loss found inside the recovery window is repaired within
+		// it: no second reduction (RFC 6675 §5, RFC 6937).
+	case caLoss:
+		rexmit := c.processLoss(sg, st.flag, numDupack)
+		c.identifyPacketLoss(st)
+		if c.ca != caOpen && st.flag&flagLostRetrans == 0 {
+			return rexmit
+		}
+		// Undone, or a retransmission was lost: the state may change.
+		if !c.defaultAlert(numDupack, st) {
+			return rexmit
+		}
+		fastRexmit = true
+	default:
+		if !c.defaultAlert(numDupack, st) {
+			return rexmitNone
+		}
+		fastRexmit = true
+	}
+	if !c.rackOn() && doLost {
+		c.updateScoreboard(fastRexmit)
+	}
+	return rexmitLost
+}
+
+// defaultAlert is the Open/Disorder/CWR arm of tcp_fastretrans_alert: note
+// dupacks, undo on D-SACK, detect losses, and enter recovery when one is
+// proven. It reports whether recovery transmissions are due.
+func (c *Conn) defaultAlert(numDupack int, st *ackState) bool {
+	if !c.sackOn {
+		if st.flag&flagSndUnaAdvanced != 0 {
+			c.sb.sackedOut = 0
+		}
+		c.addRenoSack(numDupack)
+	}
+	if c.ca <= caDisorder {
+		c.tryUndoDsack()
+	}
+	c.identifyPacketLoss(st)
+	if !c.timeToRecover() {
+		c.tryToOpen()
+		return false
+	}
+	c.enterRecovery()
+	return true
+}
+
+// checkSackReneging is tcp_check_sack_reneging: the peer dropped data it
+// had SACKed (the new head was SACKed). Wait a little for the ACK that
+// covers it, then let the RTO retransmit.
+func (c *Conn) checkSackReneging(st *ackState) bool {
+	if st.flag&flagSackReneging == 0 || st.flag&flagSndUnaAdvanced == 0 {
+		return false
+	}
+	delay := max(c.srtt/2, 10*time.Millisecond)
+	c.resetXmitTimer(timerRTO, delay)
+	st.flag &^= flagSetXmitTimer
+	return true
+}
+
+// identifyPacketLoss is tcp_identify_packet_loss: NewReno marks the head
+// without SACK; otherwise RACK decides.
+func (c *Conn) identifyPacketLoss(st *ackState) {
+	if c.sb.n == 0 {
+		return
+	}
+	if !c.sackOn {
+		c.newrenoMarkLost(st.flag&flagSndUnaAdvanced != 0)
+		return
+	}
+	if c.rackOn() {
+		priorRetrans := c.sb.retransOut
+		if c.rackMarkLost(st.now) {
+			st.flag &^= flagSetXmitTimer
+		}
+		if priorRetrans > c.sb.retransOut {
+			st.flag |= flagLostRetrans
+		}
+	}
+}
+
+// timeToRecover is tcp_time_to_recover: a loss is proven, or (without
+// RACK) more than tp->reordering segments were SACKed or duplicate-ACKed.
+func (c *Conn) timeToRecover() bool {
+	if c.sb.lostOut > 0 {
+		return true
+	}
+	return !c.rackOn() && c.sb.sackedOut+1 > c.reordering
+}
+
+// forceFastRetransmit is tcp_force_fast_retransmit: SACKs reach more than
+// tp->reordering segments beyond snd_una.
+func (c *Conn) forceFastRetransmit() bool {
+	return c.sb.sackedOut > 0 && c.sb.fack.gt(c.sndUna.add(c.reordering*c.mss))
+}
+
+// newrenoMarkLost is tcp_newreno_mark_lost (RFC 6582): without SACK the
+// head is lost after tp->reordering duplicate ACKs, and again at every
+// partial ACK of recovery.
+func (c *Conn) newrenoMarkLost(unaAdvanced bool) {
+	if (c.ca < caRecovery && c.sb.sackedOut >= c.reordering) || (c.ca == caRecovery && unaAdvanced) {
+		if c.sb.at(0).flags&sbLost == 0 {
+			c.markLost(0)
+		}
+	}
+}
+
+// updateScoreboard is tcp_update_scoreboard for tcp_recovery=0 (RFC 6675's
+// IsLost): a segment with at least tp->reordering SACKed segments above
+// it is lost; entering recovery, at least the head is.
+func (c *Conn) updateScoreboard(fastRexmit bool) {
+	if !c.sackOn {
+		return
+	}
+	if upto := c.sb.sackedOut - c.reordering; upto >= 0 {
+		c.markHeadLost(upto, false)
+	} else if fastRexmit {
+		c.markHeadLost(1, true)
+	}
+}
+
+// markHeadLost is tcp_mark_head_lost: from the head, mark unSACKed
+// segments lost until more than packets SACKed ones have been passed (or
+// only the head, with markHead).
+func (c *Conn) markHeadLost(packets int, markHead bool) {
+	sb := &c.sb
+	cnt := 0
+	for i := 0; i < sb.n; i++ {
+		g := sb.at(i)
+		if g.flags&sbSacked != 0 {
+			cnt++
+		}
+		if cnt > packets {
+			break
+		}
+		if g.flags&(sbLost|sbSacked) == 0 {
+			c.markLost(i)
+		}
+		if markHead {
+			break
+		}
+	}
+}
+
+// enterRecovery is tcp_enter_recovery: start fast recovery, remembering
+// what a spurious reduction may be undone to, and begin PRR's reduction
+// unless one is already running.
 func (c *Conn) enterRecovery() {
 	if c.sackOn {
 		c.s.mib.inc(cTCPSackRecovery)
 	} else {
 		c.s.mib.inc(cTCPRenoRecovery)
-		c.renoDup = min(c.dupAcks, c.sndNxt.diff(c.sndUna)/c.mss)
 	}
-	c.startUndo()
-	c.ssthresh = c.cc.ssthresh(c)
-	c.cwnd = max(c.ssthresh, 2)
-	c.cwndCnt = 0
-	c.recoverSeq = c.sndNxt
-	c.highRxt = c.sndUna
-	c.lostEnd = seqMin(c.sndUna.add(c.mss), c.sndNxt)
-	if c.sackOn {
-		c.markLost()
+	c.priorSsthresh = 0
+	c.initUndo()
+	if !c.inCwndReduction() {
+		c.priorSsthresh = c.currentSsthresh()
+		c.initCwndReduction()
 	}
-	c.rttTiming = false
 	c.setCA(caRecovery)
 }
 
-// enterLoss is RTO recovery (Linux tcp_enter_loss): everything outstanding
-// is lost, cwnd restarts at one segment.
-func (c *Conn) enterLoss() {
-	if c.ca <= caDisorder || !c.recoverSeq.gt(c.sndUna) || (c.ca == caLoss && c.retransOut == 0) {
-		c.startUndo()
-		c.ssthresh = c.cc.ssthresh(c)
-		c.cc.cwndEvent(c, ccLoss)
+// currentSsthresh is tcp_current_ssthresh: ssthresh, or 3/4 of cwnd while
+// cwnd is above it (what slow start was heading for).
+func (c *Conn) currentSsthresh() uint32 {
+	if c.inCwndReduction() {
+		return c.ssthresh
 	}
-	c.cwnd = 1
-	c.cwndCnt = 0
-	c.recoverSeq = c.sndNxt
-	c.highRxt = c.sndUna
-	c.lostEnd = c.sndNxt
-	c.renoDup = 0
-	c.dupAcks = 0
-	c.rttTiming = false
-	c.setCA(caLoss)
+	return max(c.ssthresh, c.cwnd*3/4)
 }
 
-func (c *Conn) exitRecovery() {
-	c.dupAcks = 0
-	c.renoDup = 0
-	c.lostEnd = c.sndUna
-	c.highRxt = c.sndUna
-	if c.sackedBytes > 0 {
-		c.setCA(caDisorder)
-	} else {
-		c.setCA(caOpen)
+// tryToOpen is tcp_try_to_open.
+func (c *Conn) tryToOpen() {
+	if !c.anyRetransInFlight() {
+		c.clearRetransStamp()
 	}
+	if c.ca != caCWR {
+		c.tryKeepOpen()
+	}
+}
+
+// tryKeepOpen is tcp_try_keep_open: Disorder while SACKs, losses or
+// retransmissions are outstanding, else Open.
+func (c *Conn) tryKeepOpen() {
+	st := caOpen
+	if c.leftOut() > 0 || c.anyRetransInFlight() {
+		st = caDisorder
+	}
+	if c.ca != st {
+		c.setCA(st)
+		c.highSeq = c.sndNxt
+	}
+}
+
+// enterLoss is tcp_enter_loss, on an RTO: everything outstanding but the
+// most recently sent is lost (tcp_timeout_mark_lost), ssthresh falls once
+// per window, cwnd restarts from what is still in flight plus one, and
+// F-RTO (RFC 5682) will look at the next ACKs to tell a spurious timeout.
+func (c *Conn) enterLoss() {
+	newRecovery := c.ca < caRecovery
+	c.timeoutMarkLost()
+	if c.ca <= caDisorder || !c.highSeq.gt(c.sndUna) || (c.ca == caLoss && c.retransmits == 0) {
+		c.priorSsthresh = c.currentSsthresh()
+		c.priorCwnd = c.cwnd
+		c.ssthresh = c.cc.ssthresh(c)
+		c.cc.cwndEvent(c, ccLoss)
+		c.initUndo()
+	}
+	c.cwnd = uint32(c.inFlight() + 1)
+	c.cwndCnt = 0
+	// An RTO in Disorder after many dupacks: reordering was overestimated.
+	if reo := int(c.s.sys.Reordering.Load()); c.ca <= caDisorder && c.sb.sackedOut >= reo {
+		c.reordering = min(c.reordering, reo)
+	}
+	c.setCA(caLoss)
+	c.highSeq = c.sndNxt
+	c.tlpOut = false
+	c.frto = c.s.sys.Frto.Load() != 0 && (newRecovery || c.retransmits > 0)
+}
+
+// timeoutMarkLost is tcp_timeout_mark_lost: a SACKed head means the peer
+// reneged, so SACK marks are dropped; the head and every segment whose
+// RACK timeout has passed are lost.
+func (c *Conn) timeoutMarkLost() {
+	sb := &c.sb
+	if sb.n == 0 {
+		return
+	}
+	reneg := sb.at(0).flags&sbSacked != 0
+	if reneg {
+		c.s.mib.inc(cTCPSACKReneging)
+		sb.sackedOut = 0
+		c.isSackReneg = true
+	} else if !c.sackOn {
+		sb.sackedOut = 0
+	}
+	now := c.s.stampNow()
+	for i := 0; i < sb.n; i++ {
+		g := sb.at(i)
+		if reneg {
+			g.flags &^= sbSacked
+		} else if i > 0 && c.rack.rtt-time.Duration(now-g.sent) > 0 {
+			continue // sent too recently to call lost yet
+		}
+		c.markLost(i)
+	}
+	sb.rtxHint = 0
+}
+
+// processLoss is tcp_process_loss: recovery after an RTO, with F-RTO
+// (RFC 5682 §3.1, the SACK-enhanced version, net.ipv4.tcp_frto=2).
+func (c *Conn) processLoss(sg *segment, flag, numDupack int) rexmitKind {
+	recovered := c.sndUna.geq(c.highSeq)
+	if flag&flagSndUnaAdvanced != 0 && c.tryUndoLoss(sg, false) {
+		return rexmitNone
+	}
+	if c.frto {
+		// Step 3.b: the timeout was spurious if never-retransmitted
+		// data is (s)acked.
+		if flag&flagOrigSackAcked != 0 && c.tryUndoLoss(sg, true) {
+			return rexmitNone
+		}
+		if c.sndNxt.gt(c.highSeq) {
+			if flag&flagDataSacked != 0 || numDupack > 0 {
+				c.frto = false // step 3.a: the loss was real
+			}
+		} else if flag&flagSndUnaAdvanced != 0 && !recovered {
+			c.highSeq = c.sndNxt
+			// Step 2.b: send new data, then judge by the next ACK.
+			if c.hasUnsentData() && c.sndUna.add(c.sndWnd).gt(c.sndNxt) {
+				return rexmitNew
+			}
+			c.frto = false
+		}
+	}
+	if recovered {
+		// Step 2.a and the first part of 3.a.
+		c.tryUndoRecovery(sg)
+		return rexmitNone
+	}
+	if !c.sackOn {
+		// A NewReno duplicate ACK means F-RTO's new data arrived: clock
+		// out the retransmissions.
+		if c.sndNxt.gt(c.highSeq) && numDupack > 0 {
+			c.addRenoSack(numDupack)
+		} else if flag&flagSndUnaAdvanced != 0 {
+			c.sb.sackedOut = 0
+		}
+	}
+	return rexmitLost
+}
+
+// hasUnsentData reports whether data (or a FIN) waits to be sent for the
+// first time (!tcp_write_queue_empty).
+func (c *Conn) hasUnsentData() bool {
+	return c.dataEnd().gt(c.sndNxt) || (c.finQueued && !c.finSent)
+}
+
+// xmitRecovery is tcp_xmit_recovery: what the ACK's recovery decision
+// sends, before the caller sends new data.
+func (c *Conn) xmitRecovery(out *outBatch, rexmit rexmitKind) {
+	if rexmit == rexmitNone || c.state == StateSynSent {
+		return
+	}
+	if rexmit == rexmitNew {
+		c.xmitNew(out, true)
+		if c.sndNxt.gt(c.highSeq) {
+			return
+		}
+		c.frto = false
+	}
+	c.xmitRetransmitQueue(out)
+}
+
+// xmitRetransmitQueue is tcp_xmit_retransmit_queue: retransmit the lost
+// segments in sequence order while the congestion window has room.
+func (c *Conn) xmitRetransmitQueue(out *outBatch) {
+	sb := &c.sb
+	if sb.packetsOut == 0 || !c.canSendData() {
+		return
+	}
+	rearm := false
+	hole := false
+	for i := sb.rtxHint; i < sb.n; i++ {
+		if !hole {
+			sb.rtxHint = i
+		}
+		if int(c.cwnd)-c.inFlight() <= 0 {
+			break
+		}
+		if sb.retransOut >= sb.lostOut {
+			break
+		}
+		g := sb.at(i)
+		if g.flags&sbLost == 0 {
+			if !hole && g.flags&(sbRetrans|sbSacked) == 0 {
+				hole = true
+			}
+			continue
+		}
+		if g.flags&(sbSacked|sbRetrans) != 0 {
+			continue
+		}
+		if !c.retransmitRecord(out, i) {
+			break
+		}
+		if c.ca != caLoss {
+			c.s.mib.inc(cTCPFastRetrans)
+		} else {
+			c.s.mib.inc(cTCPSlowStartRetrans)
+		}
+		if c.inCwndReduction() {
+			c.prrOut++
+		}
+		if i == 0 && c.reoAt.IsZero() {
+			rearm = true
+		}
+	}
+	if rearm {
+		c.resetXmitTimer(timerRTO, c.rtoBackoff())
+	}
+}
+
+// simpleRetransmit is tcp_simple_retransmit, after the path MTU fell:
+// segments larger than the new MSS are lost, and resent smaller without
+// treating it as congestion.
+func (c *Conn) simpleRetransmit(out *outBatch) {
+	sb := &c.sb
+	mss := c.sendMSS()
+	for i := 0; i < sb.n; i++ {
+		if g := sb.at(i); g.len() > mss && g.flags&(sbLost|sbSacked) == 0 {
+			c.markLost(i)
+		}
+	}
+	if sb.lostOut == 0 {
+		return
+	}
+	if !c.sackOn {
+		c.limitRenoSacked()
+	}
+	if c.ca != caLoss {
+		c.highSeq = c.sndNxt
+		c.ssthresh = c.currentSsthresh()
+		c.priorSsthresh = 0
+		c.undoMarkerOK = false
+		c.setCA(caLoss)
+	}
+	c.xmitRetransmitQueue(out)
 }
 
 // updateSndBuf grows the send buffer with the congestion window (Linux

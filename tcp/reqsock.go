@@ -324,7 +324,7 @@ func (l *Listener) synRecvSock(r *reqSock, sg *segment, mtu int) *Conn {
 	} else {
 		c.sndWscale, c.rcvWscale = 0, 0
 	}
-	c.tsOff, c.tsRecent, c.tsRecentStamp = r.tsOff, r.tsRecent, s.clock.Now()
+	c.tsOff, c.tsRecent, c.tsRecentStamp = r.tsOff, r.tsRecent, s.stampNow()
 	c.peerMSS = int(r.peerMSS)
 	c.advMSS = int(r.advMSS)
 	c.setMSS()

@@ -39,7 +39,7 @@ type Conn struct {
 	// what an idle connection costs.)
 	sndWscale           uint8 // shift applied to the peer's window field
 	rcvWscale           uint8 // shift we apply to ours
-	cwndLimited         bool
+	cwndLimited         bool  // tcp_cwnd_validate's is_cwnd_limited
 	sndBufLocked        bool
 	finQueued           bool // CloseWrite/Close: a FIN follows the data
 	finSent             bool
@@ -76,74 +76,72 @@ type Conn struct {
 	tsRecent           uint32
 	tsOn, sackOn, wsOn bool
 	rttTiming          bool // (RTT) an RTT sample is being timed from rttSeq
-	tsRecentStamp      time.Time
-	lastOOWAck         time.Time // last out-of-window reply (tp->last_oow_ack_time)
+	tsRecentStamp      stamp
+	lastOOWAck         stamp // last out-of-window reply (tp->last_oow_ack_time)
 
-	// RTT and RTO (RFC 6298).
+	// RTT and RTO (RFC 6298 in Linux's form: tcp_rtt_estimator).
 	srtt, rttvar, rto time.Duration
-	minRTT            time.Duration
-	rttSeq            seqnum
+	mdev, mdevMax     time.Duration // Linux mdev_us, mdev_max_us
+	minRTT            time.Duration // rttMin's current minimum, 0: no sample yet
+	rttMin            minmax
+	rttSeq            seqnum // snd_nxt when mdevMax last reset (rtt_seq)
 	rttStart          time.Time
 	backoff           int
-	retransStamp      time.Time // first retransmission of the head (Linux retrans_stamp)
+	retransStamp      stamp // first retransmission of the episode (Linux retrans_stamp)
 	totalRetrans      int
-	retransOut        int // retransmissions of the current head (icsk_retransmits)
+	retransmits       int // RTOs since the last progress (icsk_retransmits)
 	synRetries        int
 	probesOut         int
 
-	// Congestion control and recovery.
-	cc          congestionControl
-	cwnd        uint32 // segments
-	ssthresh    uint32
-	cwndCnt     uint32
-	ca          caState
-	rtxHeadOK   bool // (see rtxHeadSeq)
-	rtxHeadLost bool
-	undoOK      bool // (see undoMarker)
-	dupAcks     int
-	reordering  int    // measured reordering in segments (Linux tp->reordering), 0: default
-	recoverSeq  seqnum // snd_nxt when recovery started (RFC 6582 "recover", Linux high_seq)
-	highRxt     seqnum // RFC 6675 HighRxt
-	lostEnd     seqnum // unSACKed data below this is deemed lost
-	sacked      []seqRange
-	sackedBytes int
-	renoDup     int // NewReno: dupACKs counted as segments that left the network
-	// Lost retransmission of the head (Linux tcp_mark_lost_retrans): the
-	// head was resent when snd_nxt was rtxHeadNxt; data sent after that
-	// being SACKed means the retransmission itself was lost.
-	rtxHeadSeq seqnum
-	rtxHeadNxt seqnum
-	lastRtxNxt seqnum // snd_nxt at the latest retransmission
-	// Undo of a spurious reduction (Linux undo_marker, undo_retrans,
-	// prior_cwnd, prior_ssthresh; retrans_stamp as a TSval for Eifel).
-	undoMarker    seqnum
-	priorCwnd     uint32
-	priorSsthresh uint32
-	rtxTSval      uint32
-	rtxTSvalSet   bool
-	eifelUndo     bool // this ACK proves the episode's first retransmission spurious
+	// Congestion control, the scoreboard and loss recovery (ack.go,
+	// scoreboard.go, sacktag.go, rack.go, prr.go, recovery.go, undo.go).
+	cc            congestionControl
+	cwnd          uint32 // segments
+	ssthresh      uint32
+	cwndCnt       uint32
+	priorCwnd     uint32 // cwnd when the reduction began (PRR, undo)
+	priorSsthresh uint32 // ssthresh to restore on undo, 0: none
+	rtxTSval      uint32 // TSval of the episode's first retransmission (Eifel)
+	ca            caState
+	undoMarkerOK  bool // undoMarker is set (Linux undo_marker != 0)
+	frto          bool // F-RTO is judging an RTO (RFC 5682)
+	isSackReneg   bool
+	tlpOut        bool   // a probe is outstanding (Linux tlp_high_seq != 0)
+	tlpRetrans    bool   // the probe was a retransmission
+	highSeq       seqnum // snd_nxt when recovery or the reduction began (high_seq)
+	undoMarker    seqnum // snd_una when the episode began
+	tlpHigh       seqnum
+	cwndUsageSeq  seqnum // end of the window cwndLimited describes
+	sb            scoreboard
+	rack          rackState
+	reordering    int // tolerated reordering in segments (tp->reordering)
+	reordSeen     int // reordering events seen (tp->reord_seen)
+	undoRetrans   int // retransmissions of the episode not yet D-SACKed, -1: none
+	prrDelivered  int
+	prrOut        int
+	maxPacketsOut int
+	dsackDups     int // segments D-SACKed (tp->dsack_dups)
+	lostTotal     int // segments ever marked lost (tp->lost)
 
 	// Delayed ACK (Linux icsk_ack).
 	ackPending   bool
 	pingpong     bool // interactive: ACKs wait to ride on data (ICSK_ACK pingpong)
 	ackNow       bool
-	undoRetrans  int // (undo, above)
 	quickAcks    int
 	unackedBytes int
 
 	// One timer multiplexes every deadline of the connection.
 	timer     clock.Timer
-	timerAt   time.Time
-	rtoAt     time.Time
+	timerAt   stamp
+	rtoAt     stamp
 	delackAt  time.Time
-	keepAt    time.Time
-	persistAt time.Time
-	tlpAt     time.Time // tail loss probe (RFC 8985)
-	tlpHigh   seqnum
-	tlpOut    bool      // a probe is outstanding (Linux tlp_high_seq != 0)
-	twAt      time.Time // TIME_WAIT or FIN_WAIT2 (orphan) expiry
-	lastRecv  time.Time
-	lastSend  time.Time // last new data sent (Linux lsndtime)
+	keepAt    stamp
+	persistAt stamp
+	tlpAt     stamp // tail loss probe (RFC 8985)
+	reoAt     stamp // RACK reordering timer (ICSK_TIME_REO_TIMEOUT)
+	twAt      stamp // TIME_WAIT or FIN_WAIT2 (orphan) expiry
+	lastRecv  stamp
+	lastSend  stamp // last new data sent (Linux lsndtime)
 
 	// User-facing state.
 	err        error // pending hard error (ECONNRESET, ETIMEDOUT, ECONNREFUSED)

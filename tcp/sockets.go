@@ -55,17 +55,19 @@ func (s *Stack) Sockets() []SocketInfo {
 		c.mu.Lock()
 		r := SocketInfo{State: c.state.String(), Local: c.id.local, Remote: c.id.remote,
 			RecvQ: c.rcv.n, // SendQ is write_seq - snd_una, as Linux reports it.
-			SendQ: max(c.dataEnd().diff(c.sndUna), 0), Retrans: c.retransOut, RTT: c.srtt, RTTVar: c.rttvar,
+			SendQ: max(c.dataEnd().diff(c.sndUna), 0), Retrans: c.retransmits, RTT: c.srtt, RTTVar: c.rttvar,
 			Cwnd: int(c.cwnd), Ssthresh: int(c.ssthresh), MSS: c.mss, RcvWnd: c.rcvEdge.diff(c.rcvNxt), SndWnd: c.sndWnd}
 		if c.state == StateTimeWait || c.state == StateSynSent {
 			r.SendQ = 0
 		}
+		nowStamp := s.stampNow()
 		for _, t := range []struct {
-			at   time.Time
+			at   stamp
 			name string
-		}{{c.rtoAt, "on"}, {c.persistAt, "persist"}, {c.keepAt, "keepalive"}, {c.twAt, "timewait"}, {c.delackAt, "delack"}} {
-			if !t.at.IsZero() && (r.Timer == "" || t.at.Sub(now) < r.TimerLeft) {
-				r.Timer, r.TimerLeft = t.name, t.at.Sub(now)
+		}{{c.rtoAt, "on"}, {c.tlpAt, "on"}, {c.reoAt, "on"}, {c.persistAt, "persist"}, {c.keepAt, "keepalive"},
+			{c.twAt, "timewait"}, {s.stampOf(c.delackAt), "delack"}} {
+			if left := time.Duration(t.at - nowStamp); !t.at.IsZero() && (r.Timer == "" || left < r.TimerLeft) {
+				r.Timer, r.TimerLeft = t.name, left
 			}
 		}
 		c.mu.Unlock()

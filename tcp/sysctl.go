@@ -41,7 +41,13 @@ type Sysctls struct {
 	EarlyRetrans      atomic.Int64 // net.ipv4.tcp_early_retrans: 3 enables tail loss probes
 	ChallengeAckLimit atomic.Int64 // net.ipv4.tcp_challenge_ack_limit (per second)
 	InvalidRatelimit  atomic.Int64 // net.ipv4.tcp_invalid_ratelimit in ms: per-socket limit on out-of-window replies
-	MaxReordering     atomic.Int64 // net.ipv4.tcp_max_reordering (default 3 here until RACK exists; Linux 300)
+	MaxReordering     atomic.Int64 // net.ipv4.tcp_max_reordering: the most tp->reordering may grow to
+	Reordering        atomic.Int64 // net.ipv4.tcp_reordering: the initial reordering tolerance (dupthresh)
+	Recovery          atomic.Int64 // net.ipv4.tcp_recovery: bit 0 RACK loss detection, 1 static reordering window, 2 no dupthresh
+	Frto              atomic.Int64 // net.ipv4.tcp_frto: F-RTO (RFC 5682) on RTO, 0 off
+	CompSackNr        atomic.Int64 // net.ipv4.tcp_comp_sack_nr: ACKs held back in a row while a hole is open, 0: none
+	CompSackDelayNs   atomic.Int64 // net.ipv4.tcp_comp_sack_delay_ns: the longest one is held back
+	RcvbufLowRTTUs    atomic.Int64 // net.ipv4.tcp_rcvbuf_low_rtt: below this RTT (µs) rcvbuf grows with the RTT
 	// CongestionControl holds a string: net.ipv4.tcp_congestion_control.
 	CongestionControl atomic.Value
 }
@@ -63,7 +69,9 @@ func NewSysctls() *Sysctls {
 		{&s.ModerateRcvbuf, 1}, {&s.TimeWait, 60000}, {&s.MaxTwBuckets, 262144},
 		{&s.LocalPortLow, 32768}, {&s.LocalPortHigh, 60999}, {&s.MaxOrphans, 65536},
 		{&s.MinRTOMs, 200}, {&s.Ecn, 0}, {&s.EarlyRetrans, 3}, {&s.ChallengeAckLimit, 1000},
-		{&s.MaxReordering, 3}, {&s.InvalidRatelimit, 500},
+		{&s.MaxReordering, 300}, {&s.Reordering, 3}, {&s.Recovery, 1}, {&s.Frto, 2},
+		{&s.CompSackNr, 44}, {&s.CompSackDelayNs, 1000000}, {&s.RcvbufLowRTTUs, 1000},
+		{&s.InvalidRatelimit, 500},
 	} {
 		d.v.Store(d.n)
 	}

@@ -11,9 +11,9 @@ import (
 // (Linux keeps several timer_lists per socket; one suffices here because
 // each handler re-checks its own deadline). Caller holds c.mu.
 func (c *Conn) armTimer() {
-	next := zeroTime
-	for _, t := range [...]time.Time{c.rtoAt, c.tlpAt, c.delackAt, c.keepAt, c.persistAt, c.twAt} {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+	var next stamp
+	for _, t := range [...]stamp{c.rtoAt, c.tlpAt, c.reoAt, c.s.stampOf(c.delackAt), c.keepAt, c.persistAt, c.twAt} {
+		if !t.IsZero() && (next.IsZero() || t < next) {
 			next = t
 		}
 	}
@@ -21,14 +21,14 @@ func (c *Conn) armTimer() {
 		if c.timer != nil && !c.timerAt.IsZero() {
 			c.timer.Stop()
 		}
-		c.timerAt = zeroTime
+		c.timerAt = 0
 		return
 	}
-	if next.Equal(c.timerAt) {
+	if next == c.timerAt {
 		return
 	}
 	c.timerAt = next
-	d := next.Sub(c.s.clock.Now())
+	d := time.Duration(next - c.s.stampNow())
 	if c.timer == nil {
 		c.timer = c.s.clock.AfterFunc(d, c.onTimer)
 	} else {
@@ -40,34 +40,39 @@ func (c *Conn) armTimer() {
 func (c *Conn) onTimer() {
 	var out outBatch
 	c.mu.Lock()
-	now := c.s.clock.Now()
-	c.timerAt = zeroTime
-	due := func(t time.Time) bool { return !t.IsZero() && !t.After(now) }
+	now := c.s.stampNow()
+	c.timerAt = 0
+	due := func(t stamp) bool { return !t.IsZero() && t <= now }
 	if due(c.twAt) {
-		c.twAt = zeroTime
+		c.twAt = 0
 		c.twExpired()
 	}
-	if due(c.rtoAt) {
-		c.rtoAt = zeroTime
+	// The retransmission timer (tcp_write_timer_handler): the RTO, the
+	// loss probe or RACK's reordering timeout, whichever is armed.
+	switch {
+	case due(c.rtoAt):
+		c.rtoAt = 0
 		c.retransmitTimer(&out)
-	}
-	if due(c.tlpAt) {
-		c.tlpAt = zeroTime
+	case due(c.tlpAt):
 		c.sendLossProbe(&out)
+	case due(c.reoAt):
+		c.rackReoTimeout(&out)
 	}
 	if due(c.persistAt) {
-		c.persistAt = zeroTime
+		c.persistAt = 0
 		c.probeTimer(&out)
 	}
-	if due(c.delackAt) {
+	if due(c.s.stampOf(c.delackAt)) {
 		c.delackAt = zeroTime
 		if c.ackPending && c.state != StateClose {
-			c.s.mib.inc(cDelayedACKs)
+			if !c.sackCompressing() {
+				c.s.mib.inc(cDelayedACKs)
+			}
 			c.sendAck(&out)
 		}
 	}
 	if due(c.keepAt) {
-		c.keepAt = zeroTime
+		c.keepAt = 0
 		c.keepaliveTimer(&out)
 	}
 	if c.state != StateClose {
@@ -80,7 +85,7 @@ func (c *Conn) onTimer() {
 // tcp_write_timeout).
 func (c *Conn) retransmitTimer(out *outBatch) {
 	m := &c.s.mib
-	now := c.s.clock.Now()
+	now := c.s.stampNow()
 	switch c.state {
 	case StateSynSent, StateSynRecv:
 		if c.synRetries >= int(c.s.sys.SynRetries.Load()) {
@@ -88,7 +93,7 @@ func (c *Conn) retransmitTimer(out *outBatch) {
 			return
 		}
 		c.synRetries++
-		c.retransOut++
+		c.retransmits++
 		c.backoff++
 		if c.retransStamp.IsZero() {
 			c.retransStamp = now
@@ -96,12 +101,12 @@ func (c *Conn) retransmitTimer(out *outBatch) {
 		m.inc(cTCPTimeouts)
 		m.inc(cRetransSegs)
 		c.sendSegment(out, c.iss, 0, wire.TCPFlagSYN)
-		c.rtoAt = now.Add(c.rtoBackoff())
+		c.rtoAt = now + stamp(c.rtoBackoff())
 		return
 	case StateClose, StateTimeWait, StateListen:
 		return
 	}
-	if c.sndUna == c.sndNxt {
+	if c.sb.packetsOut == 0 {
 		return
 	}
 	retryUntil := int(c.s.sys.Retries2.Load())
@@ -112,20 +117,19 @@ func (c *Conn) retransmitTimer(out *outBatch) {
 			retryUntil = 8
 		}
 	}
+	m.inc(cTCPTimeouts)
 	if c.retransmitsTimedOut(retryUntil, c.minRTO()) {
 		m.inc(cTCPAbortOnTimeout)
 		c.reset(syscall.ETIMEDOUT)
 		return
 	}
-	m.inc(cTCPTimeouts)
-	if c.retransStamp.IsZero() {
-		c.retransStamp = now
-	}
 	c.enterLoss()
-	c.xmit(out)
-	c.retransOut++
+	c.retransmits++
+	// The head goes now, whatever the window (tcp_retransmit_skb of the
+	// head); the ACKs that follow clock out the rest.
+	c.retransmitRecord(out, 0)
 	c.backoff++
-	c.rtoAt = now.Add(c.rtoBackoff())
+	c.resetXmitTimer(timerRTO, c.rtoBackoff())
 }
 
 // probeTimer sends a zero-window probe (Linux tcp_probe_timer and
@@ -139,12 +143,9 @@ func (c *Conn) probeTimer(out *outBatch) {
 		// tcp_write_wakeup: send what the window allows, even a small segment.
 		avail := c.dataEnd().diff(c.sndNxt)
 		n := min(avail, c.sendMSS(), c.sndWnd)
-		if n > 0 {
-			seq := c.sndNxt
-			c.sendSegment(out, seq, n, wire.TCPFlagPSH)
-			c.sndNxt = seq.add(n)
-			c.lastSend = c.s.clock.Now()
-			c.rtoAt = c.s.clock.Now().Add(c.rtoBackoff())
+		fin := c.finQueued && !c.finSent && n == avail
+		if n > 0 || fin {
+			c.sendNew(out, n, fin, 0, c.sendMSS(), c.s.stampNow())
 		}
 		c.xmit(out)
 		return
@@ -158,7 +159,7 @@ func (c *Conn) probeTimer(out *outBatch) {
 	c.backoff = min(c.backoff+1, 16)
 	c.s.mib.inc(cTCPWinProbe)
 	c.sendSegment(out, c.sndUna.add(-1), 0, 0)
-	c.persistAt = c.s.clock.Now().Add(c.rtoBackoff())
+	c.persistAt = c.s.stampAfter(c.rtoBackoff())
 }
 
 // keepaliveTimer mirrors tcp_keepalive_timer: after tcp_keepalive_time of
@@ -168,14 +169,14 @@ func (c *Conn) keepaliveTimer(out *outBatch) {
 	if !c.keepalive || (c.state != StateEstablished && c.state != StateCloseWait) {
 		return
 	}
-	now := c.s.clock.Now()
-	idle := now.Sub(c.lastRecv)
+	now := c.s.stampNow()
+	idle := time.Duration(now - c.lastRecv)
 	if idle < c.kaIdle && c.probesOut == 0 {
-		c.keepAt = c.lastRecv.Add(c.kaIdle)
+		c.keepAt = c.lastRecv + stamp(c.kaIdle)
 		return
 	}
 	if c.sndUna != c.sndNxt || c.snd.n > 0 && c.dataEnd().gt(c.sndNxt) {
-		c.keepAt = now.Add(c.kaIdle) // the RTO or persist timer is in charge
+		c.keepAt = now + stamp(c.kaIdle) // the RTO or persist timer is in charge
 		return
 	}
 	if c.probesOut >= c.kaProbes {
@@ -186,7 +187,7 @@ func (c *Conn) keepaliveTimer(out *outBatch) {
 	c.probesOut++
 	c.s.mib.inc(cTCPKeepAlive)
 	c.sendSegment(out, c.sndUna.add(-1), 0, 0)
-	c.keepAt = now.Add(c.kaIntvl)
+	c.keepAt = now + stamp(c.kaIntvl)
 }
 
 // twExpired ends TIME-WAIT or an orphaned FIN-WAIT-2.

@@ -125,7 +125,7 @@ func (c *Conn) pacingRate() int64 {
 	if c.cwnd < c.ssthresh/2 {
 		ratio = pacingSSRatio
 	}
-	segs := max(int64(c.cwnd), int64(c.sndNxt.diff(c.sndUna)/c.mss))
+	segs := max(int64(c.cwnd), int64(c.sb.packetsOut))
 	perRTT := float64(int64(c.mss) * segs * ratio / 100)
 	return int64(min(perRTT*float64(time.Second)/float64(c.srtt), 1<<62))
 }
@@ -133,12 +133,10 @@ func (c *Conn) pacingRate() int64 {
 // tsoSplit is the payload of the next new-data super-segment, given that
 // at least one full mss fits both the data and the send window (Linux
 // tcp_cwnd_test and tcp_mss_split_point): at most tsoSegs segments, the
-// unused congestion window (counting a partly used segment whole, as a
-// single segment may always fill it) and half of cwnd, so that two
-// super-segments are in flight; a multiple of mss unless the data or the
-// window ends within it and Nagle would not hold that tail back.
-func (c *Conn) tsoSplit(mss, segs, pipe, avail, room int) int {
-	quota := (int(c.cwnd)*mss - pipe + mss - 1) / mss
+// unused congestion window (quota, in segments) and half of cwnd, so that
+// two super-segments are in flight; a multiple of mss unless the data or
+// the window ends within it and Nagle would not hold that tail back.
+func (c *Conn) tsoSplit(mss, segs, quota, avail, room int) int {
 	segs = min(segs, quota, max(int(c.cwnd)/2, 1))
 	n := min(segs*mss, avail, room)
 	fin := c.finQueued && n == avail
@@ -148,29 +146,30 @@ func (c *Conn) tsoSplit(mss, segs, pipe, avail, room int) int {
 	return n
 }
 
-// tsoShouldDefer is a reduced tcp_tso_should_defer: when the windows let
-// only part of a full super-segment go while data is in flight, wait for
-// the next ACK to send a bigger one, unless a third of the window is free
-// anyway (tcp_tso_win_divisor), nothing was sent for 1 ms (Linux's bound on
-// the burst a deferral may build), the connection is in recovery, or the
-// rest of the data (with its FIN) fits. Linux also sends at once when the
-// oldest unacknowledged segment left less than srtt/2 ago (its ACK is far
-// off); we keep no per-segment send times, and the 1 ms bound caps the delay
-// instead. Deferring needs data in flight, so an ACK or the RTO follows.
-func (c *Conn) tsoShouldDefer(mss, segs, pipe, avail, room int) bool {
-	if c.ca >= caRecovery || c.sndUna == c.sndNxt || c.s.clock.Now().Sub(c.lastSend) > tsoDeferMaxIdle {
-		return false
+// tsoShouldDefer is tcp_tso_should_defer: when the windows let only part
+// of a full super-segment go while data is in flight, wait for the next
+// ACK to send a bigger one, unless a third of the window is free anyway
+// (tcp_tso_win_divisor), nothing was sent for 1 ms, the connection is in
+// recovery, the head's ACK is not expected within min(srtt/2, 1 ms), or the
+// rest of the data (with its FIN) fits. (Linux also defers an
+// application-limited tail that fits, waiting for more writes; here what
+// fits goes.) It also reports whether the congestion window, rather than
+// the peer's, is what held the data back.
+func (c *Conn) tsoShouldDefer(mss, segs, quota, avail, room int, now stamp) (deferIt, cwndLimited bool) {
+	if c.ca >= caRecovery || c.sb.n == 0 || time.Duration(now-c.lastSend) > tsoDeferMaxIdle {
+		return false, false
 	}
-	congWin := int(c.cwnd)*mss - pipe
+	congWin := quota * mss
 	limit := min(room, congWin)
 	if limit >= segs*mss || limit >= avail {
-		return false
+		return false, false
 	}
 	if limit >= min(c.sndWnd, int(c.cwnd)*mss)/tcpTSOWinDiv {
-		return false
+		return false, false
 	}
-	if congWin < room {
-		c.cwndLimited = true
+	expectedAck := time.Duration(c.sb.at(0).sent) + c.srtt
+	if howFar := expectedAck - time.Duration(now); howFar > min(c.srtt/2, time.Millisecond) {
+		return false, false
 	}
-	return true
+	return true, congWin < room
 }

@@ -14,7 +14,8 @@ import (
 // field (scaled by 2^7), an optional SACK block and a pause of 0 to 63 ms.
 // Whatever they say, every super-segment fits GSOMax and the window the
 // peer last offered, every wire segment carries bytes of the stream at
-// their own offsets and at most one MSS, and nothing panics.
+// their own offsets and at most one MSS, the scoreboard's counts match
+// its records after every ACK and timer, and nothing panics.
 func FuzzTSOSender(f *testing.F) {
 	f.Add([]byte{0, 30, 0x20, 0, 0, 1, 0, 60, 0x20, 0, 0x41, 0, 0, 60, 0x20, 0, 0x05, 2})
 	f.Add([]byte{0, 0, 0, 0, 0x80, 0, 0, 10, 0, 1, 0x0b, 1, 0, 90, 0xff, 0xff, 0xff, 3})
@@ -38,7 +39,9 @@ func FuzzTSOSender(f *testing.F) {
 				o.NumSACK = 1
 			}
 			g.inject(seg{src: 80, dst: lport, seq: 5001, ack: ack, flags: fA, wnd: uint16(wnd), zwnd: wnd == 0, opts: o})
+			checkScoreboard(t, c)
 			g.after(time.Duration(d[4]>>1&63) * time.Millisecond)
+			checkScoreboard(t, c)
 
 			c.mu.Lock()
 			right := c.sndUna.add(c.sndWnd)

@@ -1,84 +1,151 @@
 package tcp
 
-// startUndo records what a reduction can be undone to (Linux
-// tcp_init_undo), at the start of recovery or of RTO loss recovery.
-func (c *Conn) startUndo() {
-	c.undoOK = true
-	c.undoMarker = c.sndUna
-	c.undoRetrans = 0
-	c.rtxTSvalSet = false
-	c.priorCwnd = c.cwnd
-	// tcp_current_ssthresh: ssthresh, or 3/4 cwnd while it is above it.
-	c.priorSsthresh = max(c.ssthresh, c.cwnd*3/4)
-	if c.ssthresh == infiniteSsthresh {
-		c.priorSsthresh = infiniteSsthresh
+// Undo of a spurious window reduction (Linux tcp_input.c: tcp_init_undo,
+// tcp_may_undo, tcp_try_undo_*; RFC 3522 Eifel detection by timestamps,
+// RFC 2883 D-SACK, RFC 5682 F-RTO). The episode's retransmissions are
+// counted in undoRetrans; each D-SACK for one takes it back, and when none
+// is left, or an ACK echoes a timestamp older than the first
+// retransmission, the reduction was needless and is undone.
+
+// initUndo is tcp_init_undo: retransmissions already in flight may be
+// D-SACKed later, so they count; -1 means none yet (0 means "undo now").
+func (c *Conn) initUndo() {
+	c.undoMarker, c.undoMarkerOK = c.sndUna, true
+	c.undoRetrans = c.sb.retransOut
+	if c.tlpOut && c.tlpRetrans {
+		c.undoRetrans++
+	}
+	if c.undoRetrans == 0 {
+		c.undoRetrans = -1
 	}
 }
 
-// noteRetransForUndo counts a retransmission of the episode and stamps the
-// first with its TSval (Linux retrans_stamp, undo_retrans).
-func (c *Conn) noteRetransForUndo(tsval uint32) {
-	if !c.undoOK {
-		return
+// noteRetrans is the undo and timeout bookkeeping of tcp_retransmit_skb:
+// the first retransmission of an episode stamps it (retrans_stamp, kept
+// as a time for tcp_write_timeout and as a TSval for Eifel).
+func (c *Conn) noteRetrans(tsval uint32) {
+	if c.retransStamp.IsZero() {
+		c.retransStamp = c.s.stampNow()
+		c.rtxTSval = tsval
+	}
+	if c.undoRetrans < 0 {
+		c.undoRetrans = 0
 	}
 	c.undoRetrans++
-	if !c.rtxTSvalSet && c.tsOn {
-		c.rtxTSval, c.rtxTSvalSet = tsval, true
-	}
 }
 
-// dsackForUndo handles a D-SACK block [l, r) below snd_una (Linux
-// tcp_check_dsack): each one reporting data we retransmitted in this
-// episode is a retransmission that was not needed.
-func (c *Conn) dsackForUndo(l, r seqnum) {
-	if !c.undoOK || c.undoRetrans <= 0 || l.lt(c.undoMarker) || r.gt(seqMax(c.highRxt, c.sndUna)) {
-		return
-	}
-	c.undoRetrans -= max(1, (r.diff(l)+c.mss-1)/c.mss)
-	if c.undoRetrans <= 0 && c.ca >= caRecovery {
-		c.undoRecovery(cTCPDSACKUndo) // tcp_try_undo_dsack
-	}
-}
+func (c *Conn) clearRetransStamp() { c.retransStamp = 0 }
 
-// packetDelayed is Eifel detection (RFC 3522; Linux tcp_packet_delayed):
-// the ACK echoes a TSval older than our first retransmission, so it was
-// caused by an original transmission and the retransmission was spurious.
+// packetDelayed is tcp_packet_delayed (Eifel, RFC 3522): the ACK echoes a
+// TSval older than our first retransmission, so an original delivered it.
 func (c *Conn) packetDelayed(sg *segment) bool {
-	return c.undoOK && c.rtxTSvalSet && sg.opts.HasTS && sg.opts.TSEcr != 0 &&
-		int32(sg.opts.TSEcr-c.rtxTSval) < 0
+	return !c.retransStamp.IsZero() && c.tsEcrBefore(sg, c.rtxTSval)
 }
 
-// undoRecovery restores cwnd and ssthresh after a spurious reduction
-// (Linux tcp_undo_cwnd_reduction). Recovery itself ends only once
-// everything outstanding at its start is acknowledged: the scoreboard
-// keeps no per-segment loss marks, so leaving early would forget holes
-// that still need a retransmission.
-func (c *Conn) undoRecovery(why counter) {
-	c.cwnd = max(c.cc.undoCwnd(c), 1)
-	if c.priorSsthresh > c.ssthresh {
-		c.ssthresh = c.priorSsthresh
-	}
-	c.undoOK = false
-	c.s.mib.inc(why)
-	if c.sndUna.geq(c.recoverSeq) {
-		c.exitRecovery()
-	}
+// mayUndo is tcp_may_undo.
+func (c *Conn) mayUndo(sg *segment) bool {
+	return c.undoMarkerOK && (c.undoRetrans == 0 || c.packetDelayed(sg))
 }
 
-// checkReordering mirrors tcp_check_sack_reordering for a cumulative ACK:
-// never-retransmitted data below SACKed data arrived late, so the path
-// reorders by the SACKed distance; loss detection then waits for more.
-func (c *Conn) checkReordering(oldUna, ack seqnum) {
-	if len(c.sacked) == 0 || c.ca >= caRecovery || c.highRxt.gt(oldUna) {
-		return
+// undoCwndReduction is tcp_undo_cwnd_reduction: restore cwnd and ssthresh
+// (the algorithm restores its own state in UndoCwnd), optionally forgetting
+// the loss marks, and make RACK look at the scoreboard again.
+func (c *Conn) undoCwndReduction(unmarkLoss bool) {
+	if unmarkLoss {
+		c.unmarkAllLost()
 	}
-	if !c.sacked[0].start.gt(oldUna) {
-		return // the head was SACKed, not late
+	if c.priorSsthresh != 0 {
+		c.cwnd = max(c.cc.undoCwnd(c), 1)
+		if c.priorSsthresh > c.ssthresh {
+			c.ssthresh = c.priorSsthresh
+		}
 	}
-	top := c.sacked[len(c.sacked)-1].end
-	dist := (top.diff(oldUna) + c.mss - 1) / c.mss
-	if dist > c.dupThresh() {
-		c.reordering = min(dist, maxReordering)
-		c.s.mib.inc(cTCPSACKReorder)
+	c.undoMarkerOK = false
+	c.rack.advanced = true
+}
+
+// tryUndoRecovery is tcp_try_undo_recovery, once the recovery window is
+// acknowledged: undo if it was spurious, then return to Open (NewReno
+// holds the state until data above high_seq is acknowledged, RFC 6582).
+// It reports whether the state was held.
+func (c *Conn) tryUndoRecovery(sg *segment) bool {
+	if c.mayUndo(sg) {
+		c.undoCwndReduction(false)
+		if c.ca == caLoss {
+			c.s.mib.inc(cTCPLossUndo)
+		} else {
+			c.s.mib.inc(cTCPFullUndo)
+		}
+	} else if c.rack.reoWndPersist > 0 {
+		c.rack.reoWndPersist--
 	}
+	if c.sndUna == c.highSeq && !c.sackOn {
+		if !c.anyRetransInFlight() {
+			c.clearRetransStamp()
+		}
+		return true
+	}
+	c.setCA(caOpen)
+	c.isSackReneg = false
+	return false
+}
+
+// tryUndoDsack is tcp_try_undo_dsack: every retransmission of the episode
+// was D-SACKed.
+func (c *Conn) tryUndoDsack() bool {
+	if c.undoMarkerOK && c.undoRetrans == 0 {
+		c.rack.reoWndPersist = min(rackRecoveryThresh, c.rack.reoWndPersist+1)
+		c.undoCwndReduction(false)
+		c.s.mib.inc(cTCPDSACKUndo)
+		return true
+	}
+	return false
+}
+
+// tryUndoPartial is tcp_try_undo_partial: a partial ACK that echoes a
+// timestamp from before the retransmission shows the hole was filled by
+// a delayed original: reordering, not loss. With retransmissions still in
+// flight it only holds back further ones (reported true).
+func (c *Conn) tryUndoPartial(sg *segment, priorUna seqnum, doLost *bool) bool {
+	if c.undoMarkerOK && c.packetDelayed(sg) {
+		c.checkSackReordering(priorUna, true)
+		if c.sb.retransOut > 0 {
+			return true
+		}
+		if !c.anyRetransInFlight() {
+			c.clearRetransStamp()
+		}
+		c.undoCwndReduction(true)
+		c.s.mib.inc(cTCPPartialUndo)
+		c.tryKeepOpen()
+		return false
+	}
+	*doLost = c.forceFastRetransmit()
+	return false
+}
+
+// tryUndoLoss is tcp_try_undo_loss: after an RTO, undo when the ACK proves
+// the retransmission needless, or when F-RTO found the timeout spurious.
+func (c *Conn) tryUndoLoss(sg *segment, frtoUndo bool) bool {
+	if !frtoUndo && !c.mayUndo(sg) {
+		return false
+	}
+	c.undoCwndReduction(true)
+	c.s.mib.inc(cTCPLossUndo)
+	if frtoUndo {
+		c.s.mib.inc(cTCPSpuriousRTOs)
+	}
+	c.retransmits = 0
+	if c.sndUna == c.highSeq && !c.sackOn {
+		// tcp_is_non_sack_preventing_reopen
+		if !c.anyRetransInFlight() {
+			c.clearRetransStamp()
+		}
+		return true
+	}
+	if frtoUndo || c.sackOn {
+		c.setCA(caOpen)
+		c.isSackReneg = false
+	}
+	return true
 }
