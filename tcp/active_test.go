@@ -95,16 +95,6 @@ func TestDialRefused(t *testing.T) {
 	}
 }
 
-func TestDialContextCancel(t *testing.T) {
-	h := newHarness(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := h.s.Dial(ctx, netip.AddrPort{}, netip.AddrPortFrom(hPeer, 80))
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v", err)
-	}
-}
-
 func TestSynSentRejectsBadAck(t *testing.T) {
 	h := newHarness(t, nil)
 	c, syn := h.dial()
