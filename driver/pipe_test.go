@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 // testFrame is an Ethernet frame (experimental ethertype 0x88b5) carrying
@@ -280,17 +281,12 @@ func TestPipeClose(t *testing.T) {
 	if err := a.WriteFrame(0, testFrame(1, 60)); err != nil { // in flight when b closes
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond)
+	testwait.Parked(t, "driver.(*PipeEnd).ReadFrame")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("blocked reader got %v, want net.ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock the reader")
+	if err := testwait.Recv(t, errc, "Close to unblock the reader"); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("blocked reader got %v, want net.ErrClosed", err)
 	}
 	clk.Advance(2 * time.Second)
 	if st := a.Stats(); st.Delivered != 0 || a.out.held.Load() != 0 {

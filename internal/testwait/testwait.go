@@ -10,6 +10,7 @@ package testwait
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -36,6 +37,17 @@ func Deadline(t testing.TB) time.Time {
 		return end.Add(-left / 2)
 	}
 	return end.Add(-grace)
+}
+
+// SecondsLeft is the time until Deadline(t) in whole seconds (at least 1;
+// a day without a deadline): the timeout to give a tool that insists on
+// one (ping -w, curl --max-time), so that it waits as long as the test.
+func SecondsLeft(t testing.TB) int {
+	end := Deadline(t)
+	if end.IsZero() {
+		return 86400
+	}
+	return max(int(time.Until(end)/time.Second), 1)
 }
 
 // Context is done at Deadline(t) or when t ends: for commands and dials
@@ -95,8 +107,27 @@ func UntilState(t testing.TB, what string, cond func() (bool, string)) {
 	}
 }
 
+// UntilReport waits until cond holds; if it never does, the report names
+// what and quotes report(), which is called only then (for a state that
+// is costly to describe).
+func UntilReport(t testing.TB, what string, cond func() bool, report func() string) {
+	t.Helper()
+	for p := newPoller(t); !cond(); {
+		if !p.next() {
+			t.Fatalf("still waiting for %s at the test deadline; %s", what, report())
+		}
+	}
+}
+
 // Recv waits for a value from ch.
 func Recv[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	v, _ := RecvOK(t, ch, what)
+	return v
+}
+
+// RecvOK waits for a value from ch, or for ch to be closed (ok false).
+func RecvOK[T any](t testing.TB, ch <-chan T, what string) (v T, ok bool) {
 	t.Helper()
 	var stop <-chan time.Time
 	if end := Deadline(t); !end.IsZero() {
@@ -105,28 +136,38 @@ func Recv[T any](t testing.TB, ch <-chan T, what string) T {
 		stop = timer.C
 	}
 	select {
-	case v := <-ch:
-		return v
+	case v, ok = <-ch:
+		return v, ok
 	case <-stop:
 		t.Fatalf("still waiting for %s at the test deadline", what)
 	}
-	var zero T
-	return zero
+	return v, false
 }
 
 // Parked waits until some goroutine is blocked (on a channel, a select, a
-// lock or a condition variable) inside a function whose qualified name
-// contains fn, e.g. "tcp.(*Conn).Read": the way to know that a call is
-// really waiting before the test does what should end the wait.
+// lock, a condition variable, the network poller or a system call) inside
+// a function whose qualified name contains fn, e.g. "tcp.(*Conn).Read":
+// the way to know that a call is really waiting before the test does what
+// should end the wait.
 func Parked(t testing.TB, fn string) {
 	t.Helper()
-	Until(t, "a goroutine blocked in "+fn, func() bool { return parked(fn) })
+	ParkedN(t, fn, 1)
 }
 
-// parked scans the goroutine dump: each goroutine is a paragraph headed
-// "goroutine N [state]:"; a goroutine in a waiting state has a state other
-// than running, runnable or syscall.
-func parked(fn string) bool {
+// ParkedN waits until n goroutines are blocked inside fn (see Parked).
+func ParkedN(t testing.TB, fn string, n int) {
+	t.Helper()
+	UntilState(t, fmt.Sprintf("%d goroutines blocked in %s", n, fn), func() (bool, string) {
+		k := parked(fn)
+		return k >= n, fmt.Sprintf("%d blocked", k)
+	})
+}
+
+// parked counts, in the goroutine dump, the goroutines in a waiting state
+// inside fn. Each goroutine is a paragraph headed "goroutine N [state]:";
+// a waiting one has a state other than running or runnable ("syscall"
+// included: a read of a device the poller does not handle blocks there).
+func parked(fn string) int {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -136,18 +177,19 @@ func parked(fn string) bool {
 		}
 		buf = make([]byte, 2*len(buf))
 	}
+	n := 0
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
 		header, body, _ := strings.Cut(string(g), "\n")
 		_, state, _ := strings.Cut(header, "[")
 		state, _, _ = strings.Cut(state, "]")
 		state, _, _ = strings.Cut(state, ",")
 		switch state {
-		case "running", "runnable", "syscall", "":
+		case "running", "runnable", "":
 			continue
 		}
-		if strings.Contains(body, fn+"(") {
-			return true
+		if strings.Contains(body, fn+"(") || strings.Contains(body, fn+".func") { // the function or a closure in it
+			n++
 		}
 	}
-	return false
+	return n
 }

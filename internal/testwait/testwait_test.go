@@ -38,7 +38,7 @@ func blockedOnCond(c *sync.Cond, done *bool) {
 
 // Parked tells a goroutine that waits from one that has not got there.
 func TestParked(t *testing.T) {
-	if parked("testwait.blockedOnCond") {
+	if parked("testwait.blockedOnCond") != 0 {
 		t.Fatal("parked before the goroutine exists")
 	}
 	c := sync.NewCond(new(sync.Mutex))
@@ -51,7 +51,7 @@ func TestParked(t *testing.T) {
 	c.L.Unlock()
 	c.Broadcast()
 	<-exited
-	if parked("testwait.blockedOnCond") {
+	if parked("testwait.blockedOnCond") != 0 {
 		t.Fatal("still parked after it returned")
 	}
 }
