@@ -97,6 +97,41 @@ func TestPipeQueueMapping(t *testing.T) {
 	}
 }
 
+// TestPipeCorruptionSparesARP: corruption is for checksums to catch, and
+// ARP has none (a flipped sender address would poison the peer's
+// neighbour cache): at CorruptPercent 100 every other frame has a bit
+// flipped past its Ethernet header, and ARP frames arrive whole.
+func TestPipeCorruptionSparesARP(t *testing.T) {
+	a, b := NewPipe(PipeConfig{Impair: Impairment{Seed: 1, CorruptPercent: 100}}, PipeConfig{})
+	defer a.Close()
+	defer b.Close()
+	arp := testFrame(1, 60)
+	binary.BigEndian.PutUint16(arp[12:], 0x0806)
+	other := testFrame(2, 60)
+	buf := make([]byte, 100)
+	for i := range 100 {
+		for _, f := range [][]byte{arp, other} {
+			if err := a.WriteFrame(0, f); err != nil {
+				t.Fatal(err)
+			}
+			n, err := b.ReadFrame(0, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			isARP := binary.BigEndian.Uint16(f[12:]) == 0x0806
+			if whole := slices.Equal(buf[:n], f); whole != isARP {
+				t.Fatalf("frame %d (ARP %v) arrived whole: %v", i, isARP, whole)
+			}
+			if !slices.Equal(buf[:14], f[:14]) {
+				t.Fatalf("frame %d: Ethernet header corrupted", i)
+			}
+		}
+	}
+	if st := a.Stats(); st.Corrupted != 100 {
+		t.Fatalf("Corrupted %d, want the 100 non-ARP frames", st.Corrupted)
+	}
+}
+
 // TestPipeImpairmentStatistics sends 20000 frames through each impairment
 // alone and checks the observed rate against the configured percentage.
 // The seed is fixed, so the test is deterministic; the bounds are about
