@@ -34,29 +34,28 @@ func TestMain(m *testing.M) {
 }
 
 // connectArgs drives the "connect" role: Sequential connects spaced by
-// Spacing, then Burst connects at once; then every connected socket probes
-// for data (the echo of Echo, if set), to tell a live connection from a
-// reset one. A zero Timeout leaves a connect to the kernel's own SYN
-// retries and a zero Probe waits for data as long as it takes.
+// Spacing, then Burst connects at once; then, with Echo set, every
+// connected socket writes it and waits for it to come back. No connect or
+// echo has a timeout of its own: a SYN is retried as the kernel retries it
+// (tcp_syn_retries), an echo is waited for as long as the test runs.
 //
 // Stepped puts the test in charge of the pace instead, through the
 // helper's stdin (see stepper), so that each step can wait for the stack
-// to have dealt with the last: no connect or probe then has a timeout.
+// to have dealt with the last.
 type connectArgs struct {
 	Addr       string
 	Sequential int
 	Burst      int
 	Spacing    time.Duration
-	Timeout    time.Duration
-	Probe      time.Duration
 	Echo       string // if set, write it and expect it back
 	Stepped    bool
 }
 
-// connectResult is one connect's outcome: "ok", "timeout", "pending" (a
-// stepped connect still waiting when the test moved on), "refused",
-// "reset", "eof" or an error text; and its probe's: "echo", "data",
-// "live" (nothing came, the connection is up), "reset", "eof", ...
+// connectResult is one connect's outcome: "ok", "timeout" (the kernel's SYN
+// retries ran out), "pending" (a stepped connect still waiting when the
+// test moved on), "refused", "reset", "eof" or an error text; and its
+// probe's: "echo", "data", "live" (stepped: nothing there, the connection
+// is up), "reset", "eof", ...
 type connectResult struct {
 	Connect string
 	Probe   string
@@ -160,7 +159,7 @@ func helperConnect(a connectArgs) []connectResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := net.Dialer{Timeout: a.Timeout}
+			var d net.Dialer
 			start := time.Now()
 			c, err := d.DialContext(dialCtx, "tcp", a.Addr)
 			res[i].Connect, res[i].Took, conns[i] = classify(err), time.Since(start), c
@@ -189,39 +188,17 @@ func helperConnect(a connectArgs) []connectResult {
 	wg.Wait()
 	giveUp()
 	for i, c := range conns {
-		if c == nil {
-			continue
-		}
-		if a.Stepped {
+		switch {
+		case c == nil:
+		case a.Stepped:
 			res[i].Probe = probeNow(c)
-			continue
+		case a.Echo != "":
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i].Probe = echoProbe(c, a.Echo)
+			}()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if a.Echo != "" {
-				if _, err := c.Write([]byte(a.Echo)); err != nil {
-					res[i].Probe = classify(err)
-					return
-				}
-			}
-			if a.Probe > 0 {
-				c.SetReadDeadline(time.Now().Add(a.Probe))
-			}
-			buf := make([]byte, len(a.Echo)+1)
-			n, err := io.ReadAtLeast(c, buf, max(len(a.Echo), 1))
-			var ne net.Error
-			switch {
-			case a.Echo != "" && err == nil && string(buf[:n]) == a.Echo:
-				res[i].Probe = "echo"
-			case err == nil:
-				res[i].Probe = "data"
-			case errors.As(err, &ne) && ne.Timeout():
-				res[i].Probe = "live"
-			default:
-				res[i].Probe = classify(err)
-			}
-		}()
 	}
 	wg.Wait()
 	for _, c := range conns {
@@ -230,6 +207,23 @@ func helperConnect(a connectArgs) []connectResult {
 		}
 	}
 	return res
+}
+
+// echoProbe writes msg on c and reads it back: "echo", or what came
+// instead ("data", "eof", "reset", ...).
+func echoProbe(c net.Conn, msg string) string {
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return classify(err)
+	}
+	buf := make([]byte, len(msg)+1)
+	n, err := io.ReadAtLeast(c, buf, len(msg))
+	switch {
+	case err != nil:
+		return classify(err)
+	case string(buf[:n]) == msg:
+		return "echo"
+	}
+	return "data"
 }
 
 // probeNow reads from c once without waiting (read(2) on the socket, which

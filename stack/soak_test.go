@@ -18,6 +18,7 @@ import (
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
+	"github.com/tapstack/tapstack/tcp"
 )
 
 // raceEnabled reports whether the test binary was built with -race (the
@@ -75,6 +76,40 @@ func soakStacks(t *testing.T, imp driver.Impairment, sysctls map[string]string) 
 		t.Fatal(err)
 	}
 	return srv, cli, la, lb
+}
+
+// abandoned names a client connection that waits for a server connection
+// that is gone: in FIN-WAIT-2 (everything it sent is acknowledged, it
+// waits for the server's data and FIN) with no socket left for it on the
+// server, and nothing on the wire: nothing will ever reach it, so its
+// stream cannot finish (TcpExtTCPAbortOnTimeout: the server gave up
+// retransmitting to it). It is checked only with the pipe quiet, before
+// and after the socket lists are read, so no frame was on its way meanwhile.
+func abandoned(srv, cli *stack.Stack, la, lb *driver.PipeEnd) string {
+	quiet := func() (bool, uint64) {
+		ok, _ := pipeSettled(pipeSide{srv, lb}, pipeSide{cli, la})
+		return ok, pipeSource(la.Stats()) + pipeSource(lb.Stats())
+	}
+	ok, sent := quiet()
+	if !ok {
+		return ""
+	}
+	server := map[[2]netip.AddrPort]bool{}
+	for _, si := range srv.Sockets() {
+		server[[2]netip.AddrPort{si.Remote, si.Local}] = true
+	}
+	var waiting []tcp.SocketInfo
+	for _, si := range cli.Sockets() {
+		if si.State == "FIN-WAIT-2" && !server[[2]netip.AddrPort{si.Local, si.Remote}] {
+			waiting = append(waiting, si)
+		}
+	}
+	if ok2, sent2 := quiet(); len(waiting) == 0 || !ok2 || sent2 != sent {
+		return ""
+	}
+	abortOnTimeout, _ := srv.Stats().Get("TcpExtTCPAbortOnTimeout")
+	return fmt.Sprintf("%d client connections (first %v -> %v) in FIN-WAIT-2 with no server socket and nothing on the wire; server TcpExtTCPAbortOnTimeout %d",
+		len(waiting), waiting[0].Local, waiting[0].Remote, abortOnTimeout)
 }
 
 // openSockets lists up to limit connections of the stacks (not listeners),
@@ -216,8 +251,11 @@ func TestSoakImpairedLink(t *testing.T) {
 		case <-streams:
 			return true
 		default:
-			return false
 		}
+		if d := abandoned(srv, cli, la, lb); d != "" {
+			t.Fatalf("a stream can never finish: %s\n%s", d, openSockets(srv, cli, 20))
+		}
+		return false
 	}, func() string { return "sockets not closed yet:\n" + openSockets(srv, cli, 20) })
 	transfer := time.Since(start)
 	ln.Close()
