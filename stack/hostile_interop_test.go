@@ -178,6 +178,15 @@ func (h *hostile) state(k *kernelConn) tcpSeen {
 	return s
 }
 
+// quiet returns the stack's counters once it has dealt with everything the
+// kernel sent it: the base for handled, with nothing earlier still on its
+// way to be counted after.
+func (h *hostile) quiet() counterSet {
+	h.t.Helper()
+	c, _ := drain(h.t, h.ns, h.st)
+	return c
+}
+
 // handled returns how the stack's counters moved since before, once it has
 // dealt with every packet written into the namespace so far (and sent its
 // answers).
@@ -225,7 +234,7 @@ func TestHostileEstablished(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k := h.dialKernel()
 			s := h.state(k)
-			before := snapshot(h.st)
+			before := h.quiet()
 			h.sendTCP(k.local, echoPort, tc.seq(s), s.end, tc.flags, 502, nil, []byte(tc.payload))
 			d := h.handled(before)
 			if d[tc.counter] == 0 {
@@ -245,7 +254,7 @@ func TestHostileEstablished(t *testing.T) {
 	t.Run("exact RST resets", func(t *testing.T) {
 		k := h.dialKernel()
 		s := h.state(k)
-		before := snapshot(h.st)
+		before := h.quiet()
 		h.sendTCP(k.local, echoPort, s.ack, 0, wire.TCPFlagRST, 0, nil, nil)
 		d := h.handled(before)
 		if d["TcpEstabResets"] != 1 {
@@ -287,7 +296,7 @@ func TestHostileSynOptions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := netip.AddrPortFrom(kernelIP, uint16(41000+i))
-			before := snapshot(h.st)
+			before := h.quiet()
 			h.sendTCP(src, victimPort, 1000, 0, wire.TCPFlagSYN, 64240, tc.opts, nil)
 			d := h.handled(before)
 			acked := h.synAckTo(src)
@@ -355,7 +364,7 @@ func TestHostileFragments(t *testing.T) {
 	}
 	t.Run("tiny fragments", func(t *testing.T) {
 		src, p := syn(42001)
-		before := snapshot(h.st)
+		before := h.quiet()
 		for _, f := range ipFragments(p, 0x7001, [][2]int{{0, 8}, {8, 16}, {16, 24}, {24, 32}, {32, 40}}) {
 			h.send(f)
 		}
@@ -370,7 +379,7 @@ func TestHostileFragments(t *testing.T) {
 	// a datagram of its own, which expires in turn.
 	t.Run("incomplete fragments expire", func(t *testing.T) {
 		_, p := syn(42003)
-		before := snapshot(h.st)
+		before := h.quiet()
 		frags := ipFragments(p, 0x7003, [][2]int{{0, 8}, {16, 40}})
 		for _, f := range frags {
 			h.send(f)
@@ -389,7 +398,7 @@ func TestHostileFragments(t *testing.T) {
 	})
 	t.Run("overlapping fragments", func(t *testing.T) {
 		src, p := syn(42002)
-		before := snapshot(h.st)
+		before := h.quiet()
 		frags := ipFragments(p, 0x7002, [][2]int{{0, 16}, {8, 24}, {24, 40}})
 		copy(frags[1][20:], "OVERLAP!") // conflicting bytes for [8,16)
 		for _, f := range frags {
@@ -419,7 +428,7 @@ func TestHostileFloods(t *testing.T) {
 
 	t.Run("land attack", func(t *testing.T) {
 		// src == dst == the stack: Linux drops it as a martian source.
-		before := snapshot(h.st)
+		before := h.quiet()
 		frames := h.watch.frameCount()
 		h.sendTCP(victimPort, victimPort, 777, 0, wire.TCPFlagSYN, 8192, []byte{2, 4, 5, 180}, nil)
 		d := h.handled(before)
@@ -475,7 +484,7 @@ func TestHostileFloods(t *testing.T) {
 	})
 	t.Run("SYN+FIN to a listener", func(t *testing.T) {
 		s := src()
-		before := snapshot(h.st)
+		before := h.quiet()
 		h.sendTCP(s, victimPort, 99, 0, wire.TCPFlagSYN|wire.TCPFlagFIN, 1024, []byte{2, 4, 5, 180}, nil)
 		d := h.handled(before)
 		if d["TcpInSegs"] != 1 {
@@ -679,7 +688,7 @@ func TestHostileListenerVsLinux(t *testing.T) {
 			linux := reaction(linuxTCPCounters(t, h.ns).delta(lb))
 
 			src = netip.AddrPortFrom(kernelIP, uint16(43000+i))
-			before := snapshot(h.st)
+			before := h.quiet()
 			h.sendTCP(src, victimPort, 1000, 2000, tc.flags, 8192, tc.opts, nil)
 			d := h.handled(before)
 			if d["TcpInSegs"] == 0 { // +2 after a SYN-ACK: the kernel's RST to it
