@@ -8,13 +8,13 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/tapstack/tapstack/admin"
 	"github.com/tapstack/tapstack/driver"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
 )
 
@@ -53,13 +53,7 @@ func newStacks(t *testing.T) *stack.Stack {
 		t.Cleanup(func() { c.Close() })
 	}
 	// The last handshake completes on the server when its ACK arrives.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, acceptq := ln.QueueLens(); acceptq == 3 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, "three connections in the accept queue", func() bool { _, acceptq := ln.QueueLens(); return acceptq == 3 })
 	return srv
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 // The fake peer plays 10.0.0.2 behind a TAP whose kernel side is
@@ -57,12 +58,15 @@ func kernelTCPPeer(t testing.TB, ns *netnstest.NS, dev string, link driver.Link,
 }
 
 // nextFrame returns the next IPv4 frame from the kernel's address, a view
-// valid until the next call. After 10 s without one it closes the link
-// (unblocking the read) and fails the test.
+// valid until the next call. If none has come by the test's deadline
+// (testwait.Deadline) it closes the link (unblocking the read) and fails
+// the test: the kernel went silent.
 func (p *fakePeer) nextFrame() []byte {
 	p.t.Helper()
-	p.dog.Reset(10 * time.Second)
-	defer p.dog.Stop()
+	if end := testwait.Deadline(p.t); !end.IsZero() {
+		p.dog.Reset(time.Until(end))
+		defer p.dog.Stop()
+	}
 	for {
 		var n int
 		var err error

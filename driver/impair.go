@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,9 @@ const DefaultQueueLimit = 1000
 type Impairment struct {
 	Seed int64
 	// Percentages (0–100) of frames lost, duplicated, held back behind the
-	// next frame, and corrupted (one bit flipped after the Ethernet header).
+	// next frame, and corrupted (one bit flipped after the Ethernet header:
+	// damage the link's frame check missed, for the stack's checksums to
+	// catch; ARP frames, which carry none, are never corrupted).
 	LossPercent, DupPercent, ReorderPercent, CorruptPercent float64
 	// Delay each frame by Delay ± a uniform Jitter (jitter can reorder,
 	// as netem's time-sorted queue does).
@@ -137,7 +140,7 @@ func (d *impairer) send(q int, frame []byte, mss int) {
 		d.held.Add(1)
 		b := pkt.Get(len(frame))
 		copy(b.Append(len(frame)), frame)
-		if i == 0 && d.chance(d.imp.CorruptPercent) {
+		if i == 0 && d.chance(d.imp.CorruptPercent) && corruptible(frame) {
 			d.corrupt(b.Bytes())
 			d.stats.Corrupted++
 		}
@@ -160,6 +163,16 @@ func (d *impairer) send(q int, frame []byte, mss int) {
 	}
 	d.pump()
 	d.handOnReady() // unlocks
+}
+
+// corruptible reports whether a flipped bit in frame is for a checksum to
+// catch. ARP has no checksum: a corrupted sender address would poison the
+// peer's neighbour cache, as it would Linux's, and every packet to that
+// host would then go to a MAC nobody has (NetdevRxOtherHost) until the
+// entry is probed again, tens of seconds later: a stall that tests no
+// checksum. ARP frames therefore pass whole.
+func corruptible(frame []byte) bool {
+	return len(frame) < 14 || binary.BigEndian.Uint16(frame[12:]) != 0x0806
 }
 
 // corrupt flips one random bit, past the Ethernet header when there is one

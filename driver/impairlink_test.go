@@ -10,18 +10,13 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
-// waitUntil polls cond for up to 5 s.
+// waitUntil waits until cond holds (testwait.Until: no time bound of its own).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Until(t, what, cond)
 }
 
 // readN reads n frames from l's queue 0 and returns their sequence numbers.
@@ -223,13 +218,8 @@ func TestImpairCloseStopsEverything(t *testing.T) {
 	if err := il.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("reader got %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close left a reader blocked")
+	if err := testwait.Recv(t, errc, "Close to unblock the reader"); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("reader got %v", err)
 	}
 	if il.rx.held.Load() != 0 || il.tx.held.Load() != 0 {
 		t.Fatalf("held after Close: rx %d tx %d", il.rx.held.Load(), il.tx.held.Load())

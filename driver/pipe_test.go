@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 // testFrame is an Ethernet frame (experimental ethertype 0x88b5) carrying
@@ -93,6 +94,41 @@ func TestPipeQueueMapping(t *testing.T) {
 		if err != nil || binary.BigEndian.Uint32(buf[14:n]) != uint32(want.seq) {
 			t.Fatalf("queue %d: got seq %d err %v, want %d", want.q, binary.BigEndian.Uint32(buf[14:]), err, want.seq)
 		}
+	}
+}
+
+// TestPipeCorruptionSparesARP: corruption is for checksums to catch, and
+// ARP has none (a flipped sender address would poison the peer's
+// neighbour cache): at CorruptPercent 100 every other frame has a bit
+// flipped past its Ethernet header, and ARP frames arrive whole.
+func TestPipeCorruptionSparesARP(t *testing.T) {
+	a, b := NewPipe(PipeConfig{Impair: Impairment{Seed: 1, CorruptPercent: 100}}, PipeConfig{})
+	defer a.Close()
+	defer b.Close()
+	arp := testFrame(1, 60)
+	binary.BigEndian.PutUint16(arp[12:], 0x0806)
+	other := testFrame(2, 60)
+	buf := make([]byte, 100)
+	for i := range 100 {
+		for _, f := range [][]byte{arp, other} {
+			if err := a.WriteFrame(0, f); err != nil {
+				t.Fatal(err)
+			}
+			n, err := b.ReadFrame(0, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			isARP := binary.BigEndian.Uint16(f[12:]) == 0x0806
+			if whole := slices.Equal(buf[:n], f); whole != isARP {
+				t.Fatalf("frame %d (ARP %v) arrived whole: %v", i, isARP, whole)
+			}
+			if !slices.Equal(buf[:14], f[:14]) {
+				t.Fatalf("frame %d: Ethernet header corrupted", i)
+			}
+		}
+	}
+	if st := a.Stats(); st.Corrupted != 100 {
+		t.Fatalf("Corrupted %d, want the 100 non-ARP frames", st.Corrupted)
 	}
 }
 
@@ -280,17 +316,12 @@ func TestPipeClose(t *testing.T) {
 	if err := a.WriteFrame(0, testFrame(1, 60)); err != nil { // in flight when b closes
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond)
+	testwait.Parked(t, "driver.(*PipeEnd).ReadFrame")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("blocked reader got %v, want net.ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock the reader")
+	if err := testwait.Recv(t, errc, "Close to unblock the reader"); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("blocked reader got %v, want net.ErrClosed", err)
 	}
 	clk.Advance(2 * time.Second)
 	if st := a.Stats(); st.Delivered != 0 || a.out.held.Load() != 0 {

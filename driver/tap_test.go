@@ -4,19 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 // readAll reads every queue of link in its own goroutine and sends copies of
@@ -45,20 +46,15 @@ func readAll(link driver.Link) <-chan []byte {
 // waitARP returns the first ARP packet matching op and target address.
 func waitARP(t *testing.T, frames <-chan []byte, op uint16, target net.IP) *layers.ARP {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
 	for {
-		select {
-		case f, ok := <-frames:
-			if !ok {
-				t.Fatal("link closed")
-			}
-			p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
-			if arp, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP); ok && arp.Operation == op &&
-				net.IP(arp.DstProtAddress).Equal(target) {
-				return arp
-			}
-		case <-timeout:
-			t.Fatalf("no ARP op %d for %v within 10 s", op, target)
+		f, ok := testwait.RecvOK(t, frames, fmt.Sprintf("ARP op %d for %v", op, target))
+		if !ok {
+			t.Fatal("link closed")
+		}
+		p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		if arp, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP); ok && arp.Operation == op &&
+			net.IP(arp.DstProtAddress).Equal(target) {
+			return arp
 		}
 	}
 }
@@ -169,18 +165,13 @@ func checkCloseUnblocksReaders(t *testing.T, link driver.Link, queues, bufSize i
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	testwait.ParkedN(t, "driver_test.checkCloseUnblocksReaders", queues)
 	if err := link.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for range queues {
-		select {
-		case err := <-errc:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Fatalf("reader got %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("Close left a reader blocked")
+		if err := testwait.Recv(t, errc, "Close to unblock a reader"); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("reader got %v", err)
 		}
 	}
 	if err := link.WriteFrame(0, make([]byte, 60)); !errors.Is(err, net.ErrClosed) {

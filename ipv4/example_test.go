@@ -3,7 +3,6 @@ package ipv4_test
 import (
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/pkt"
@@ -39,11 +38,6 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	select {
-	case r := <-replies:
-		fmt.Println(r)
-	case <-time.After(5 * time.Second):
-		fmt.Println("timeout")
-	}
+	fmt.Println(<-replies)
 	// Output: reply from 192.168.7.2 seq 1: hello
 }

@@ -7,11 +7,11 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/netnstest"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/netdev"
 	"github.com/tapstack/tapstack/wire"
 )
@@ -52,17 +52,11 @@ func TestNetnsOutputGSO(t *testing.T) {
 
 	next := func() wire.TCP {
 		t.Helper()
-		select {
-		case s := <-segs:
-			return wire.TCP(s)
-		case <-time.After(10 * time.Second):
-			t.Fatal("no segment from the kernel within 10 s")
-			return nil
-		}
+		return wire.TCP(testwait.Recv(t, segs, "a segment from the kernel"))
 	}
 	connc := make(chan net.Conn, 1)
 	go ns.Do(func() error {
-		c, err := net.DialTimeout("tcp", "10.0.0.2:5020", 10*time.Second)
+		c, err := net.Dial("tcp", "10.0.0.2:5020")
 		if err == nil {
 			connc <- c
 		}
@@ -80,13 +74,8 @@ func TestNetnsOutputGSO(t *testing.T) {
 	if err := l.Output(ours, kernel, wire.IPProtocolTCP, synAck); err != nil {
 		t.Fatal(err)
 	}
-	var conn net.Conn
-	select {
-	case conn = <-connc:
-		defer conn.Close()
-	case <-time.After(10 * time.Second):
-		t.Fatal("kernel connect did not complete")
-	}
+	conn := testwait.Recv(t, connc, "the kernel's connect to complete")
+	defer conn.Close()
 
 	want := make([]byte, 30000)
 	for i := range want {
@@ -96,7 +85,6 @@ func TestNetnsOutputGSO(t *testing.T) {
 	if err := l.OutputGSO(netip.Addr{}, kernel, wire.IPProtocolTCP, super, 1448); err != nil {
 		t.Fatal(err)
 	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(conn, got); err != nil {
 		t.Fatal(err)
@@ -123,6 +111,7 @@ func handSegment(sport, dport uint16, seq, ack uint32, flags uint8, opts, payloa
 	hl := wire.TCPMinHeaderLen + len(opts)
 	b := pkt.Get(hl + len(payload))
 	s := b.Append(hl + len(payload))
+	clear(s) // a pooled buffer holds an earlier packet's bytes: no stale checksum or urgent pointer
 	binary.BigEndian.PutUint16(s[0:], sport)
 	binary.BigEndian.PutUint16(s[2:], dport)
 	binary.BigEndian.PutUint32(s[4:], seq)

@@ -1,12 +1,14 @@
 package ipv4
 
 import (
+	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/netdev"
 )
 
@@ -31,7 +33,8 @@ func TestNetnsKernelPing(t *testing.T) {
 	ns.LinkUp("tsip0")
 	l.Start()
 
-	out, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2")
+	// -w: wait for all three replies however long they take.
+	out, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-w", strconv.Itoa(testwait.SecondsLeft(t)), "10.0.0.2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +48,8 @@ func TestNetnsKernelPing(t *testing.T) {
 	kernel := netip.MustParseAddr("10.0.0.1")
 	for seq := range uint16(2) {
 		sendEcho(t, l, kernel, seq)
-		select {
-		case got := <-replies:
-			if got != seq {
-				t.Fatalf("reply seq %d, want %d", got, seq)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no reply from the kernel to echo %d", seq)
+		if got := testwait.Recv(t, replies, fmt.Sprintf("the kernel's reply to echo %d", seq)); got != seq {
+			t.Fatalf("reply seq %d, want %d", got, seq)
 		}
 	}
 	neigh, err := ns.IP("neigh", "show", "dev", "tsip0")

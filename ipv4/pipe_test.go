@@ -1,12 +1,13 @@
 package ipv4
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/netdev"
 	"github.com/tapstack/tapstack/wire"
 )
@@ -56,13 +57,8 @@ func TestPingOverPipe(t *testing.T) {
 	replies := echoReplies(a)
 	for seq := range uint16(3) {
 		sendEcho(t, a, netip.MustParseAddr("10.9.0.2"), seq)
-		select {
-		case got := <-replies:
-			if got != seq {
-				t.Fatalf("reply seq %d, want %d", got, seq)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no reply to echo %d", seq)
+		if got := testwait.Recv(t, replies, fmt.Sprintf("the reply to echo %d", seq)); got != seq {
+			t.Fatalf("reply seq %d, want %d", got, seq)
 		}
 	}
 	// A 4000-byte echo: fragmented by a, reassembled by b, reply fragmented
@@ -73,13 +69,8 @@ func TestPingOverPipe(t *testing.T) {
 	if err := a.Output(netip.Addr{}, netip.MustParseAddr("10.9.0.2"), wire.IPProtocolICMP, big); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case got := <-replies:
-		if got != 99 {
-			t.Fatalf("reply seq %d", got)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no reply to the fragmented echo")
+	if got := testwait.Recv(t, replies, "the reply to the fragmented echo"); got != 99 {
+		t.Fatalf("reply seq %d", got)
 	}
 	if b.Counter("IpReasmOKs") != 1 || a.Counter("IpReasmOKs") != 1 || b.Counter("IcmpOutEchoReps") != 4 {
 		t.Fatalf("reasm a %d b %d, b echo replies %d", a.Counter("IpReasmOKs"), b.Counter("IpReasmOKs"), b.Counter("IcmpOutEchoReps"))

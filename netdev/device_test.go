@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tapstack/tapstack/internal/pkt"
 )
@@ -268,14 +267,7 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 			}
 			d.Start() // after Close: starts nothing
 			peer.Close()
-			deadline := time.Now().Add(5 * time.Second)
-			for runtime.NumGoroutine() > baseline {
-				if time.Now().After(deadline) {
-					buf := make([]byte, 1<<16)
-					t.Fatalf("%d goroutines, baseline %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
-				}
-				time.Sleep(time.Millisecond)
-			}
+			waitFor(t, "the device's goroutines to end", func() bool { return runtime.NumGoroutine() <= baseline })
 			if d.Receive(buf(flowFrame(1, 1))) {
 				t.Fatal("Receive after Close accepted a frame")
 			}

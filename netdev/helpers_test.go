@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 var (
@@ -73,14 +73,8 @@ func counters(d *Device) map[string]uint64 {
 	return m
 }
 
-// waitFor polls cond for up to 10 s.
+// waitFor waits until cond holds (testwait.Until: no time bound of its own).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Until(t, what, cond)
 }

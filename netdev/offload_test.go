@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -15,6 +14,7 @@ import (
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/netnstest"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/netdev"
 )
 
@@ -55,7 +55,7 @@ func TestDeviceOverOffloadTAP(t *testing.T) {
 
 	connc := make(chan net.Conn, 1)
 	go ns.Do(func() error {
-		c, err := net.DialTimeout("tcp", "10.0.0.2:5010", 10*time.Second)
+		c, err := net.Dial("tcp", "10.0.0.2:5010")
 		if err == nil {
 			connc <- c
 		}
@@ -63,19 +63,14 @@ func TestDeviceOverOffloadTAP(t *testing.T) {
 	})
 	next := func() (ip *layers.IPv4, tcp *layers.TCP, raw []byte) {
 		t.Helper()
-		select {
-		case p := <-pkts:
-			pk := gopacket.NewPacket(p, layers.LayerTypeIPv4, gopacket.Default)
-			ip, _ = pk.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-			tcp, _ = pk.Layer(layers.LayerTypeTCP).(*layers.TCP)
-			if ip == nil || tcp == nil {
-				t.Fatalf("undecodable packet of %d bytes", len(p))
-			}
-			return ip, tcp, p
-		case <-time.After(10 * time.Second):
-			t.Fatal("no TCP packet within 10 s")
+		p := testwait.Recv(t, pkts, "a TCP packet")
+		pk := gopacket.NewPacket(p, layers.LayerTypeIPv4, gopacket.Default)
+		ip, _ = pk.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		tcp, _ = pk.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if ip == nil || tcp == nil {
+			t.Fatalf("undecodable packet of %d bytes", len(p))
 		}
-		return
+		return ip, tcp, p
 	}
 	var kPort layers.TCPPort
 	var snd, rcv uint32 = 5000, 0
@@ -146,7 +141,6 @@ func TestDeviceOverOffloadTAP(t *testing.T) {
 
 	data := want[:30000]
 	send(&layers.TCP{PSH: true}, data, true)
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	back := make([]byte, len(data))
 	if _, err := io.ReadFull(conn, back); err != nil {
 		t.Fatal(err)

@@ -7,10 +7,10 @@ import (
 	"os/exec"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/tapstack/tapstack/internal/netnstest"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/netdev"
 )
 
@@ -52,22 +52,13 @@ func TestDeviceOverTAPReceivesKernelARP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); ping.Wait() }()
-	select {
-	case ip := <-got:
-		if !ip.Equal(net.IP{10, 0, 0, 2}) {
-			t.Fatalf("ARP request for %v", ip)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no ARP request reached the handler")
+	if ip := testwait.Recv(t, got, "an ARP request at the handler"); !ip.Equal(net.IP{10, 0, 0, 2}) {
+		t.Fatalf("ARP request for %v", ip)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > baseline+1 { // +1: the ping waiter
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after Close, baseline %d", runtime.NumGoroutine(), baseline)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Until(t, "the device's goroutines to end", func() bool {
+		return runtime.NumGoroutine() <= baseline+1 // +1: the ping waiter
+	})
 }

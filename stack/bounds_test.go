@@ -1,7 +1,6 @@
 package stack_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -114,21 +113,15 @@ func TestBoundsTimeWaitBuckets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
 		c.(interface{ CloseWrite() error }).CloseWrite() // B closes first: B gets TIME_WAIT
-		io.Copy(io.Discard, c)
+		io.Copy(io.Discard, c)                           // A's FIN, after which B is in TIME_WAIT or gone
 		c.Close()
 	}
-	var tw int
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		tw = 0
-		for _, si := range p.b.Sockets() {
-			if si.State == "TIME-WAIT" || si.Timer == "timewait" {
-				tw++
-			}
-		}
-		if counter(t, p.b, "TcpExtTCPTimeWaitOverflow") >= 3 {
-			break
+	p.settle(t) // the last ACKs
+	tw := 0
+	for _, si := range p.b.Sockets() {
+		if si.State == "TIME-WAIT" || si.Timer == "timewait" {
+			tw++
 		}
 	}
 	if tw > 2 {
@@ -166,14 +159,9 @@ func TestBoundsSynQueue(t *testing.T) {
 					maxSynq = max(maxSynq, synq)
 				}
 			}
-			var d counterSet
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				d = snapshot(p.a).delta(before)
-				d["pipeDrops"] = p.lb.Stats().QueueDrops
-				if d["TcpInSegs"]+d["SoftnetDropped"]+d["pipeDrops"] >= n || time.Now().After(deadline) {
-					break
-				}
-			}
+			p.settle(t)
+			d := snapshot(p.a).delta(before)
+			d["pipeDrops"] = p.lb.Stats().QueueDrops
 			synq, _ := ln.QueueLens()
 			maxSynq = max(maxSynq, synq)
 			growth := int64(heapInUse()) - int64(heapBefore)
@@ -197,9 +185,7 @@ func TestBoundsSynQueue(t *testing.T) {
 					t.Errorf("SyncookiesSent +%d for %d SYNs beyond the queue", got, d["TcpInSegs"]-queued)
 				}
 			}
-			if got := d["TcpInSegs"] + d["SoftnetDropped"] + d["pipeDrops"]; got < n {
-				t.Errorf("%d SYNs injected, %d counted (link queue drops %d)", n, got, d["pipeDrops"])
-			}
+			pipeToTCP(t, n, d)
 			if cookies == "1" && d["ArpCacheUnresolvedDiscards"] == 0 {
 				t.Error("thousands of SYN-ACKs to an unresolvable neighbour and no ArpCacheUnresolvedDiscards")
 			}
@@ -233,21 +219,15 @@ func TestBoundsReassemblyMemory(t *testing.T) {
 		h.SetChecksum()
 		p.inject(f)
 	}
-	var d counterSet
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		d = snapshot(p.a).delta(before)
-		d["pipeDrops"] = p.lb.Stats().QueueDrops
-		if d["IpReasmReqds"]+d["SoftnetDropped"]+d["pipeDrops"] >= n || time.Now().After(deadline) {
-			break
-		}
-	}
+	p.settle(t)
+	d := snapshot(p.a).delta(before)
+	d["pipeDrops"] = p.lb.Stats().QueueDrops
 	growth := int64(heapInUse()) - int64(heapBefore)
 	kept := d["IpReasmReqds"] - d["IpReasmFails"]
 	t.Logf("%d incomplete datagrams: ReasmReqds +%d ReasmFails +%d (kept %d ≈ %d KiB), SoftnetDropped +%d; heap %+.1f MiB",
 		n, d["IpReasmReqds"], d["IpReasmFails"], kept, kept*1400>>10, d["SoftnetDropped"], float64(growth)/(1<<20))
-	if got := d["IpReasmReqds"] + d["SoftnetDropped"] + d["pipeDrops"]; got < n {
-		t.Errorf("%d fragments injected, %d counted (link queue drops %d)", n, got, d["pipeDrops"])
-	}
+	pipeToTCP(t, n, d)
+	hopCheck(t, "IpInReceives = IpReasmReqds (every packet a fragment)", d["IpInReceives"], d["IpReasmReqds"])
 	// Each kept fragment costs at least its 1400 bytes; allow the whole
 	// buffer size (truesize) per fragment.
 	if kept*1400 > 2*thresh {
@@ -284,13 +264,26 @@ func TestBoundsBuffers(t *testing.T) {
 	defer c.Close()
 	srv := <-accepted
 	defer srv.Close()
+	// The Write blocks once both buffers are full; the deadline ends it
+	// there. (Its length only has to let them fill: a slower machine
+	// fills less of them, and every check below is a bound or holds
+	// exactly whatever was accepted.)
 	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
 	n, err := c.Write(make([]byte, 8<<20))
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("Write of 8 MiB to a reader that never reads: %d bytes, %v; want a timeout", n, err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Everything sent has arrived; then one byte back, whose segment
+	// acknowledges every byte the receiver holds (no delayed ACK left).
+	p.settle(t)
+	if _, err := srv.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	p.settle(t)
 	var recvQ, sendQ int
 	for _, si := range p.a.Sockets() {
 		if si.State == "ESTAB" {
@@ -345,12 +338,15 @@ func TestBoundsSetBufferClamp(t *testing.T) {
 	c.(interface{ SetWriteBuffer(int) error }).SetWriteBuffer(1 << 30)
 	// One round trip so the receiver advertises its new window.
 	srv.Write([]byte("x"))
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	c.Read(make([]byte, 1))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// The deadline ends the Write once the buffers are full (a bound is
+	// checked, so a slower machine filling less cannot fail it).
 	const push = 24 << 20
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	n, _ := c.Write(make([]byte, push))
-	time.Sleep(500 * time.Millisecond)
+	p.settle(t)
 	var recvQ, sendQ int
 	for _, si := range p.a.Sockets() {
 		if si.State == "ESTAB" {
@@ -507,12 +503,7 @@ func TestBoundsBadConfig(t *testing.T) {
 			t.Errorf("backlog -5 gave %d, want somaxconn 4096", si.Backlog)
 		}
 	}
-	// Dial with a cancelled context, and to an address with no route.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := p.b.DialContext(ctx, "tcp", "10.1.0.1:80"); err == nil {
-		t.Error("DialContext with a cancelled context succeeded")
-	}
+	// Dial to an address with no route (a done context: TestDialContextAlreadyDone).
 	if _, err := p.b.Dial("tcp", "192.0.2.1:80"); err == nil {
 		t.Error("Dial with no route succeeded")
 	} else {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
 )
 
@@ -49,8 +50,11 @@ func TestEventLogARPFailure(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go st.DialContext(ctx, "tcp", "10.3.0.9:80")
-	for i := 0; i < 100 && !strings.Contains(logs.String(), "ARP resolution failed"); i++ {
-		time.Sleep(10 * time.Millisecond) // let the SYN reach the neighbour queue
+	// The SYN waits in the new neighbour entry; then virtual time passes,
+	// half a second at a time, until resolution has failed (Linux gives
+	// up after mcast_solicit probes a second apart) — 30 s is ample.
+	testwait.Until(t, "the SYN to wait for ARP", func() bool { v, _ := st.Stats().Get("ArpCacheAllocs"); return v > 0 })
+	for i := 0; i < 60 && !strings.Contains(logs.String(), "ARP resolution failed"); i++ {
 		clk.Advance(500 * time.Millisecond)
 	}
 	out := logs.String()
@@ -84,12 +88,36 @@ func TestEventLogListenPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	for i := 0; i < 4; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		if c, err := cli.DialContext(ctx, "tcp", "10.5.0.1:80"); err == nil {
-			defer c.Close()
+	// backlog+1 = 2 connections fit; the next two SYNs overflow the accept
+	// queue and are dropped, so their dials are given up once the server
+	// has counted the drop.
+	for i := 0; i < 2; i++ {
+		c, err := cli.Dial("tcp", "10.5.0.1:80")
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer c.Close()
+	}
+	testwait.Until(t, "two connections in the accept queue", func() bool { _, q := ln.QueueLens(); return q == 2 })
+	for i := 0; i < 2; i++ {
+		overflows, _ := srv.Stats().Get("TcpExtListenOverflows")
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			c, err := cli.DialContext(ctx, "tcp", "10.5.0.1:80")
+			if c != nil {
+				c.Close()
+			}
+			errc <- err
+		}()
+		testwait.Until(t, "the SYN to overflow the accept queue", func() bool {
+			v, _ := srv.Stats().Get("TcpExtListenOverflows")
+			return v > overflows
+		})
 		cancel()
+		if err := testwait.Recv(t, errc, "the dial to end"); err == nil {
+			t.Fatal("a dial into a full accept queue succeeded")
+		}
 	}
 	out := logs.String()
 	for _, want := range []string{`msg="accept queue overflow`, `listener=10.5.0.1:80 backlog=1`} {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/driver"
+	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
 	"github.com/tapstack/tapstack/wire"
 )
@@ -163,12 +165,13 @@ func tcpHeader(sport, dport uint16, seq, ack uint32, flags uint8, wnd uint16, op
 type fuzzFixture struct {
 	a, b     *stack.Stack
 	watch    *seqWatch
-	lb       *driver.PipeEnd
+	la, lb   *driver.PipeEnd
 	aMAC     net.HardwareAddr
 	conn     net.Conn
 	local    netip.AddrPort // B's end of conn
 	n        int
 	baseG    int
+	rtt      time.Duration // the last sync echo's round trip
 	accepted chan net.Conn
 	srvConns sync.Map // remote AddrPort → net.Conn on A
 }
@@ -186,8 +189,15 @@ var (
 )
 
 const (
-	fuzzBacklog   = 16
+	fuzzBacklog = 16
+	// fuzzProbeWait is the floor of how long a probe's echo may take
+	// before the connection counts as stalled; the fixture adds a multiple
+	// of the round trip it measured last, so a loaded machine, where every
+	// round trip is slower, gets longer (see fuzzFixture.wait).
 	fuzzProbeWait = 5 * time.Second
+	// fuzzLoadFactor is how many measured round trips a wait allows on
+	// top of its floor.
+	fuzzLoadFactor = 100
 )
 
 // getFixture builds the fixture once per process (per fuzz worker): stacks
@@ -199,7 +209,7 @@ func getFixture() (*fuzzFixture, error) {
 
 func newFuzzFixture() (*fuzzFixture, error) {
 	la, lb := driver.NewPipe(driver.PipeConfig{}, driver.PipeConfig{})
-	fx := &fuzzFixture{watch: newSeqWatch(la), lb: lb, aMAC: la.MAC(), accepted: make(chan net.Conn, 64)}
+	fx := &fuzzFixture{watch: newSeqWatch(la), la: la, lb: lb, aMAC: la.MAC(), accepted: make(chan net.Conn, 64)}
 	var err error
 	// Short TIME_WAIT and SYN-ACK retries so that what the fuzzer opens is
 	// gone quickly; challenge ACKs unlimited so that none is suppressed.
@@ -238,7 +248,8 @@ func newFuzzFixture() (*fuzzFixture, error) {
 	if err := fx.redial(); err != nil {
 		return nil, err
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The echo came back: the accept loop and the connection's server
+	// goroutine run.
 	fx.baseG = runtime.NumGoroutine()
 	return fx, nil
 }
@@ -253,7 +264,6 @@ func (fx *fuzzFixture) redial() error {
 		c, err := fx.b.Dial("tcp", fuzzA.String())
 		if err != nil {
 			if try < 3 {
-				time.Sleep(100 * time.Millisecond)
 				continue
 			}
 			return fmt.Errorf("redial: %w", err)
@@ -295,7 +305,14 @@ func (fx *fuzzFixture) abort() {
 // echo writes msg and reads until msg has come back; it returns what was
 // read (the echo of injected data may precede it).
 func (fx *fuzzFixture) echo(msg string) ([]byte, error) {
-	return fx.echoWithin(msg, fuzzProbeWait)
+	return fx.echoWithin(msg, fx.wait(fuzzProbeWait))
+}
+
+// wait is how long to allow for something that takes floor on a quiet
+// machine: floor plus fuzzLoadFactor of the round trips measured last, so
+// that the budget grows with the load the fixture sees.
+func (fx *fuzzFixture) wait(floor time.Duration) time.Duration {
+	return floor + fuzzLoadFactor*fx.rtt
 }
 
 func (fx *fuzzFixture) echoWithin(msg string, wait time.Duration) ([]byte, error) {
@@ -543,13 +560,17 @@ func fuzzOne(t *testing.T, fx *fuzzFixture, d []byte) {
 		}()
 	}
 	// Quiesce: one round trip, so the stack's last segment carries its
-	// current rcv_nxt and snd_nxt.
+	// current rcv_nxt and snd_nxt, and nothing is on the wire. The round
+	// trip's time scales the waits below.
+	start := time.Now()
 	if _, err := fx.echo(fmt.Sprintf("sync-%d;", fx.n)); err != nil {
 		if err := fx.redial(); err != nil {
 			t.Fatal(err)
 		}
+	} else {
+		fx.rtt = time.Since(start)
 	}
-	time.Sleep(time.Millisecond)
+	settle(t, fx.a, fx.b, fx.la, fx.lb)
 	st, ok := fx.watch.last(fuzzA, fx.local)
 	if !ok {
 		t.Fatal("no segment seen from the stack on the connection")
@@ -566,9 +587,9 @@ func fuzzOne(t *testing.T, fx *fuzzFixture, d []byte) {
 	fx.inject(fuzzBAddr, fuzzA.Addr(), fs.seg, fs.badCsum)
 
 	probe := fmt.Sprintf("probe-%d;", fx.n)
-	wait := fuzzProbeWait
+	wait := fx.wait(fuzzProbeWait)
 	if !fs.strictSurvive {
-		wait = 300 * time.Millisecond // a stall is legitimate here: do not wait long for it
+		wait = fx.wait(300 * time.Millisecond) // a stall is legitimate here: do not wait long for it
 	}
 	got, err := fx.echoWithin(probe, wait)
 	switch {
@@ -593,10 +614,13 @@ func fuzzOne(t *testing.T, fx *fuzzFixture, d []byte) {
 
 // checkBounds asserts nothing the fuzzer did accumulates: sockets (the
 // listener, its SYN queue, the connection, TIME_WAIT leftovers) and
-// goroutines stay within fixed bounds.
+// goroutines stay within fixed bounds. What exceeds them must go by its
+// timers: TIME_WAIT (200 ms here) and request socks (tcp_synack_retries 1:
+// a SYN-ACK retransmitted after 1 s, given up 2 s later), so the wait is
+// their 3 s, scaled with the load (fuzzFixture.wait).
 func (fx *fuzzFixture) checkBounds(t *testing.T) {
 	const maxSockets = 1 + fuzzBacklog + 16
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(fx.wait(3 * time.Second))
 	for {
 		socks := fx.a.Sockets()
 		g := runtime.NumGoroutine()
@@ -620,15 +644,21 @@ func (fx *fuzzFixture) checkBounds(t *testing.T) {
 // (tcp_oow_rate_limited: one dupack or challenge ACK per 500 ms per
 // socket, TcpExtTCPACKSkippedSeq / TCPACKSkippedChallenge), so the loop
 // costs a few segments a second; the stack must stay in that range.
+//
+// Time is virtual: with the clock standing still the rate limit must stop
+// the loop by itself within a few segments, and then each second that is
+// let pass may add only a few more (retransmissions and the answers they
+// get).
 func TestDesyncAckLoop(t *testing.T) {
+	clk := clock.NewVirtual(time.Unix(1e9, 0))
 	la, lb := driver.NewPipe(driver.PipeConfig{}, driver.PipeConfig{})
 	watch := newSeqWatch(la)
-	a, err := stack.New(stack.Config{})
+	a, err := stack.New(stack.Config{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := stack.New(stack.Config{})
+	b, err := stack.New(stack.Config{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,28 +679,46 @@ func TestDesyncAckLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write([]byte("hi")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.ReadFull(c, make([]byte, 2)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	settle(t, a, b, la, lb)
 	local := netip.MustParseAddrPort(c.LocalAddr().String())
 	st, _ := watch.last(fuzzA, local)
 	seg := tcpHeader(local.Port(), 7, st.ack, st.end, wire.TCPFlagACK|wire.TCPFlagPSH, st.wnd, nil, []byte{0, 0})
-	before, _ := watch.last(fuzzA, local)
 	aBefore, bBefore := snapshot(a), snapshot(b)
 	lb.WriteFrame(0, ethernetFrame(la.MAC(), lb.MAC(), ipv4TCPPacket(fuzzBAddr, fuzzA.Addr(), seg, false)))
-	time.Sleep(time.Second)
-	after, _ := watch.last(fuzzA, local)
+
+	// The clock stands still: the loop must end, and soon. (A loop the
+	// rate limit does not break runs on; the wait ends at 1000 segments
+	// from A and the check below fails.)
+	const stillBound, perSecBound, seconds = 8, 4, 10
+	frames := func() int { s, _ := watch.last(fuzzA, local); return s.frames - st.frames }
+	testwait.UntilState(t, "the ACK loop to stop with the clock standing still", func() (bool, string) {
+		ok, state := pipeSettled(pipeSide{a, lb}, pipeSide{b, la})
+		return ok || frames() > 1000, fmt.Sprintf("%d segments from A; %s", frames(), state)
+	})
+	still := frames()
+	for range seconds {
+		clk.Advance(time.Second)
+		settle(t, a, b, la, lb)
+	}
+	later := frames() - still
 	da, db := snapshot(a).delta(aBefore), snapshot(b).delta(bBefore)
-	perSec := after.frames - before.frames
-	t.Logf("desynchronized connection: A sent %d segments in 1 s (OutSegs A +%d, B +%d; ChallengeACK A +%d, B +%d)",
-		perSec, da["TcpOutSegs"], db["TcpOutSegs"], da["TcpExtTCPChallengeACK"], db["TcpExtTCPChallengeACK"])
-	if perSec > 20 {
-		t.Fatalf("ACK loop after desynchronization: %d segments/s from one end (Linux: ~2/s, tcp_invalid_ratelimit 500 ms)", perSec)
+	t.Logf("desynchronized connection: A sent %d segments with the clock still, %d in %d virtual seconds after (OutSegs A +%d, B +%d; ChallengeACK A +%d, B +%d; ACKSkippedSeq A +%d, B +%d; ACKSkippedChallenge A +%d, B +%d)",
+		still, later, seconds, da["TcpOutSegs"], db["TcpOutSegs"], da["TcpExtTCPChallengeACK"], db["TcpExtTCPChallengeACK"],
+		da["TcpExtTCPACKSkippedSeq"], db["TcpExtTCPACKSkippedSeq"], da["TcpExtTCPACKSkippedChallenge"], db["TcpExtTCPACKSkippedChallenge"])
+	if skipped := da["TcpExtTCPACKSkippedSeq"] + db["TcpExtTCPACKSkippedSeq"] + da["TcpExtTCPACKSkippedChallenge"] + db["TcpExtTCPACKSkippedChallenge"]; skipped == 0 {
+		t.Error("no ACK was rate limited: the injected bytes did not desynchronize the connection, the test proves nothing")
+	}
+	if still > stillBound {
+		t.Errorf("ACK loop: %d segments from one end with the clock standing still, want ≤ %d (tcp_invalid_ratelimit)", still, stillBound)
+	}
+	if later > perSecBound*seconds {
+		t.Errorf("ACK loop: %d segments from one end in %d s, want ≤ %d/s (Linux: ~2/s, tcp_invalid_ratelimit 500 ms)", later, seconds, perSecBound)
 	}
 }
 

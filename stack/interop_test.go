@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
 )
 
@@ -85,7 +87,9 @@ func echoServer(t *testing.T, ln net.Listener) {
 
 func TestInteropPingAndARP(t *testing.T) {
 	ns, st := tapStack(t, nil)
-	out, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", stackAddr.Addr().String())
+	// -w: wait for all three replies however long they take (up to the
+	// test's deadline), rather than count a late one as lost.
+	out, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-w", waitSeconds(t), stackAddr.Addr().String())
 	if err != nil || !strings.Contains(out, "3 received") {
 		t.Fatalf("ping: %v\n%s", err, out)
 	}
@@ -108,7 +112,7 @@ func TestInteropNcEcho(t *testing.T) {
 		t.Fatal(err)
 	}
 	echoServer(t, ln)
-	cmd := ns.Command(t.Context(), "nc", "-N", "-w", "5", stackAddr.Addr().String(), "7")
+	cmd := ns.Command(testwait.Context(t), "nc", "-N", stackAddr.Addr().String(), "7")
 	cmd.Stdin = strings.NewReader("hello over tapstack\n")
 	out, err := cmd.Output()
 	if err != nil || string(out) != "hello over tapstack\n" {
@@ -129,15 +133,18 @@ func TestInteropCurl(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	out, err := ns.Run("curl", "-sS", "--max-time", "10", "http://10.0.0.2/")
+	out, err := ns.Run("curl", "-sS", "--max-time", waitSeconds(t), "http://10.0.0.2/")
 	if err != nil || out != "<h1>Hello from tapstack</h1>" {
 		t.Fatalf("curl /: %v: %q", err, out)
 	}
-	out, err = ns.Run("sh", "-c", "curl -sS --max-time 20 http://10.0.0.2/bytes | sha256sum")
+	out, err = ns.Run("sh", "-c", "curl -sS --max-time "+waitSeconds(t)+" http://10.0.0.2/bytes | sha256sum")
 	if want := fmt.Sprintf("%x", sha256.Sum256(pattern(1<<20))); err != nil || !strings.HasPrefix(out, want) {
 		t.Fatalf("curl /bytes: %v: %q, want sha256 %s", err, out, want)
 	}
 }
+
+// waitSeconds is testwait.SecondsLeft for a command line.
+func waitSeconds(t *testing.T) string { return strconv.Itoa(testwait.SecondsLeft(t)) }
 
 // pattern returns n deterministic pseudo-random bytes.
 func pattern(n int) []byte {
@@ -266,7 +273,7 @@ func TestInteropHTTP1000Connections(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	var res httpResult
-	runInNS(t, ns, 3*time.Minute, "http", httpArgs{URL: "http://10.0.0.2/", Conns: 1000, Requests: 3}, &res)
+	runInNS(t, ns, "http", httpArgs{URL: "http://10.0.0.2/", Conns: 1000, Requests: 3}, &res)
 	if res.Failed != 0 || res.OK != 3000 {
 		t.Fatalf("1000 connections × 3 requests: ok %d failed %d: %v", res.OK, res.Failed, res.Errors)
 	}

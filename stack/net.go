@@ -34,7 +34,11 @@ func (s *Stack) Dial(network, address string) (net.Conn, error) {
 	return s.DialContext(context.Background(), network, address)
 }
 
-// DialContext connects to address, giving up when ctx is done. It fits
+// DialContext connects to address, giving up when ctx is done as
+// net.Dialer does: at once, before any SYN, if it already is, and without
+// leaving a socket behind if it ends during the handshake. The error then
+// wraps context.Canceled or, for a deadline, is a timeout matching
+// context.DeadlineExceeded and os.ErrDeadlineExceeded. It fits
 // http.Transport.DialContext. Only IP literals are accepted: the stack has
 // no resolver.
 func (s *Stack) DialContext(ctx context.Context, network, address string) (net.Conn, error) {

@@ -2,7 +2,6 @@ package stack_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -10,13 +9,16 @@ import (
 	"net/netip"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tapstack/tapstack/driver"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
+	"github.com/tapstack/tapstack/tcp"
 )
 
 // raceEnabled reports whether the test binary was built with -race (the
@@ -34,18 +36,18 @@ func raceEnabled() bool {
 	return false
 }
 
-// soakPlan is the size of a soak run.
+// soakPlan is the size of a soak run. It has no time budget: the soak
+// asserts that every stream arrives intact and every socket and goroutine
+// ends, however long a loaded machine takes (BenchmarkBulk and the bench
+// module measure speed).
 type soakPlan struct {
 	conns, bytes int
-	budget       time.Duration
 }
 
 func soakSize() soakPlan {
-	p := soakPlan{conns: 1000, bytes: 64 << 10, budget: 60 * time.Second}
+	p := soakPlan{conns: 1000, bytes: 64 << 10}
 	if raceEnabled() {
-		// The race detector slows the stack 5–10×, and CI shares two cores
-		// with the other packages' tests: a wider bound, still finite.
-		p.bytes, p.budget = 16<<10, 150*time.Second
+		p.bytes = 16 << 10 // the race detector slows the stack 5–10×
 	}
 	if testing.Short() {
 		p.conns, p.bytes = 200, 2<<10
@@ -76,6 +78,60 @@ func soakStacks(t *testing.T, imp driver.Impairment, sysctls map[string]string) 
 	return srv, cli, la, lb
 }
 
+// abandoned names a client connection that waits for a server connection
+// that is gone: in FIN-WAIT-2 (everything it sent is acknowledged, it
+// waits for the server's data and FIN) with no socket left for it on the
+// server, and nothing on the wire: nothing will ever reach it, so its
+// stream cannot finish (TcpExtTCPAbortOnTimeout: the server gave up
+// retransmitting to it). It is checked only with the pipe quiet, before
+// and after the socket lists are read, so no frame was on its way meanwhile.
+func abandoned(srv, cli *stack.Stack, la, lb *driver.PipeEnd) string {
+	quiet := func() (bool, uint64) {
+		ok, _ := pipeSettled(pipeSide{srv, lb}, pipeSide{cli, la})
+		return ok, pipeSource(la.Stats()) + pipeSource(lb.Stats())
+	}
+	ok, sent := quiet()
+	if !ok {
+		return ""
+	}
+	server := map[[2]netip.AddrPort]bool{}
+	for _, si := range srv.Sockets() {
+		server[[2]netip.AddrPort{si.Remote, si.Local}] = true
+	}
+	var waiting []tcp.SocketInfo
+	for _, si := range cli.Sockets() {
+		if si.State == "FIN-WAIT-2" && !server[[2]netip.AddrPort{si.Local, si.Remote}] {
+			waiting = append(waiting, si)
+		}
+	}
+	if ok2, sent2 := quiet(); len(waiting) == 0 || !ok2 || sent2 != sent {
+		return ""
+	}
+	abortOnTimeout, _ := srv.Stats().Get("TcpExtTCPAbortOnTimeout")
+	return fmt.Sprintf("%d client connections (first %v -> %v) in FIN-WAIT-2 with no server socket and nothing on the wire; server TcpExtTCPAbortOnTimeout %d",
+		len(waiting), waiting[0].Local, waiting[0].Remote, abortOnTimeout)
+}
+
+// openSockets lists up to limit connections of the stacks (not listeners),
+// as ss -tanoi does.
+func openSockets(srv, cli *stack.Stack, limit int) string {
+	var b strings.Builder
+	n := 0
+	for _, st := range []*stack.Stack{srv, cli} {
+		for _, si := range st.Sockets() {
+			if si.State == "LISTEN" {
+				continue
+			}
+			if n++; n <= limit {
+				fmt.Fprintf(&b, "%s %v -> %v Recv-Q %d Send-Q %d timer:(%s,%v,%d) rtt %v cwnd %d wnd rcv %d snd %d\n", si.State, si.Local, si.Remote,
+					si.RecvQ, si.SendQ, si.Timer, si.TimerLeft.Round(time.Millisecond), si.Retrans, si.RTT, si.Cwnd, si.RcvWnd, si.SndWnd)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "(%d in all)", n)
+	return b.String()
+}
+
 // streamData is connection i's pseudo-random payload.
 func streamData(i, n int) []byte {
 	r := rand.New(rand.NewPCG(uint64(i), 0x50a4))
@@ -98,10 +154,9 @@ func streamData(i, n int) []byte {
 func TestSoakImpairedLink(t *testing.T) {
 	plan := soakSize()
 	// 5 % loss each way: at 10 % a handshake fails ~19 % of the time, and
-	// with the SYN RTO starting at 1 s and doubling, one of 1000
-	// connections needing 6 attempts (63 s) is a few-percent event per run,
-	// beyond the 60 s budget (seen once). The backlog is raised so that
-	// netdev drops do not add much loss on top.
+	// one of 1000 connections using up tcp_syn_retries (7 attempts) would
+	// be a few-in-a-thousand event per run; at 5 % it is about 1e-4. The
+	// backlog is raised so that netdev drops do not add much loss on top.
 	imp := driver.Impairment{Seed: 7, LossPercent: 5, ReorderPercent: 5, DupPercent: 2, CorruptPercent: 2, QueueLimit: 4096}
 	t.Logf("%d connections × %d bytes each way, loss %.0f%% reorder %.0f%% dup %.0f%% corrupt %.0f%%, race %v",
 		plan.conns, plan.bytes, imp.LossPercent, imp.ReorderPercent, imp.DupPercent, imp.CorruptPercent, raceEnabled())
@@ -109,7 +164,7 @@ func TestSoakImpairedLink(t *testing.T) {
 	runtime.GC()
 	baseG := runtime.NumGoroutine()
 	baseHeap := heapInUse()
-	start := time.Now()
+	start := time.Now() // for the log only
 
 	sys := map[string]string{"tapstack.tcp_timewait_len_ms": "100", "tapstack.tcp_rto_min_ms": "50",
 		"net.core.netdev_max_backlog": "8192"}
@@ -136,14 +191,11 @@ func TestSoakImpairedLink(t *testing.T) {
 			go func() {
 				defer srvWG.Done()
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(plan.budget))
 				io.Copy(c, c)
 			}()
 		}
 	}()
 
-	ctx, cancel := context.WithTimeout(context.Background(), plan.budget)
-	defer cancel()
 	var (
 		wg       sync.WaitGroup
 		failures atomic.Int64
@@ -162,14 +214,12 @@ func TestSoakImpairedLink(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := cli.DialContext(ctx, "tcp", "10.1.0.1:7")
+			c, err := cli.Dial("tcp", "10.1.0.1:7")
 			if err != nil {
 				fail(i, "dial: %v", err)
 				return
 			}
 			defer c.Close()
-			dl, _ := ctx.Deadline()
-			c.SetDeadline(dl)
 			data := streamData(i, plan.bytes)
 			werr := make(chan error, 1)
 			go func() {
@@ -194,25 +244,30 @@ func TestSoakImpairedLink(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	streams := make(chan struct{})
+	go func() { wg.Wait(); close(streams) }()
+	testwait.UntilReport(t, "every stream to come back", func() bool {
+		select {
+		case <-streams:
+			return true
+		default:
+		}
+		if d := abandoned(srv, cli, la, lb); d != "" {
+			t.Fatalf("a stream can never finish: %s\n%s", d, openSockets(srv, cli, 20))
+		}
+		return false
+	}, func() string { return "sockets not closed yet:\n" + openSockets(srv, cli, 20) })
 	transfer := time.Since(start)
 	ln.Close()
 	srvWG.Wait()
 
-	// Every socket closes: only TIME_WAIT may linger, and it expires.
-	var left []string
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		left = left[:0]
-		for _, st := range []*stack.Stack{srv, cli} {
-			for _, si := range st.Sockets() {
-				left = append(left, si.State+" "+si.Local.String()+"->"+si.Remote.String())
-			}
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// Every socket closes: TIME_WAIT expires, and a FIN or its ACK lost on
+	// the way is retransmitted (with RTO backoff: on a slow machine, with
+	// a long RTT estimate, that can take many seconds) until the peer
+	// answers, or answers with a RST once its side has gone.
+	testwait.UntilReport(t, "every socket to close", func() bool {
+		return len(srv.Sockets())+len(cli.Sockets()) == 0
+	}, func() string { return "sockets left:\n" + openSockets(srv, cli, 20) })
 	sStats, cStats := snapshot(srv), snapshot(cli)
 	caught := func(c counterSet) uint64 {
 		return c["TcpInCsumErrors"] + c["IpExtInCsumErrors"] + c["IpInHdrErrors"]
@@ -233,9 +288,6 @@ func TestSoakImpairedLink(t *testing.T) {
 	if n := failures.Load(); n > 0 {
 		t.Errorf("%d of %d streams failed; first: %v", n, plan.conns, errs)
 	}
-	if len(left) > 0 {
-		t.Errorf("%d sockets still open 10 s after the last stream: %v", len(left), left[:min(len(left), 10)])
-	}
 	if ps.Corrupted+pc.Corrupted == 0 {
 		t.Error("the link corrupted nothing: the test proves nothing about checksums")
 	}
@@ -245,27 +297,19 @@ func TestSoakImpairedLink(t *testing.T) {
 	if sStats["TcpRetransSegs"]+cStats["TcpRetransSegs"] == 0 {
 		t.Error("no retransmissions on a lossy link")
 	}
-	if transfer > plan.budget {
-		t.Errorf("transfer took %v, budget %v", transfer, plan.budget)
-	}
 
 	// Close: every goroutine the stacks started ends, the heap returns.
 	srv.Close()
 	cli.Close()
 	closed = true
-	var g int
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	testwait.UntilState(t, "the stacks' goroutines to end", func() (bool, string) {
 		runtime.GC()
-		if g = runtime.NumGoroutine(); g <= baseG || time.Now().After(deadline) {
-			break
+		g := runtime.NumGoroutine()
+		if g <= baseG {
+			return true, ""
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if g > baseG {
-		buf := make([]byte, 1<<20)
-		n := runtime.Stack(buf, true)
-		t.Errorf("goroutines: %d after Close, %d before the stacks existed\n%s", g, baseG, buf[:min(n, 8000)])
-	}
+		return false, fmt.Sprintf("%d goroutines after Close, %d before the stacks existed", g, baseG)
+	})
 	heapAfter := heapInUse()
 	t.Logf("heap: %.1f MiB before, %.1f MiB after Close", mib(baseHeap), mib(heapAfter))
 	if heapAfter > baseHeap+16<<20 {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 // chanLink delivers packets on a goroutine in real time (real clock), so
@@ -134,13 +135,19 @@ func TestNetConnEcho(t *testing.T) {
 func TestNetConnReadDeadlineRealClock(t *testing.T) {
 	_, a, b := newChanLink(t)
 	ln, _ := b.Listen(netip.AddrPortFrom(addrB, 7), 16)
-	go func() { c, _ := ln.Accept(); time.Sleep(200 * time.Millisecond); c.Write([]byte("late")) }()
+	timedOut := make(chan struct{})
+	go func() { // the data comes only after the deadline has done its work
+		c, _ := ln.Accept()
+		<-timedOut
+		c.Write([]byte("late"))
+	}()
 	c, err := a.Dial(context.Background(), netip.AddrPort{}, netip.AddrPortFrom(addrB, 7))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	_, err = c.Read(make([]byte, 4))
+	close(timedOut)
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("err %v", err)
 	}
@@ -150,8 +157,11 @@ func TestNetConnReadDeadlineRealClock(t *testing.T) {
 		t.Fatalf("read %q %v", buf, err)
 	}
 	// A pending Read is woken by Close.
-	go func() { time.Sleep(20 * time.Millisecond); c.Close() }()
-	if _, err := c.Read(buf); !errors.Is(err, net.ErrClosed) {
+	readErr := make(chan error, 1)
+	go func() { _, err := c.Read(buf); readErr <- err }()
+	testwait.Parked(t, "tcp.(*Conn).Read")
+	c.Close()
+	if err := testwait.Recv(t, readErr, "Close to wake the Read"); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("read during close: %v", err)
 	}
 }

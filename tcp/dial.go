@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -14,7 +15,18 @@ import (
 // and an ephemeral port) to raddr and waits for the handshake (Linux
 // tcp_v4_connect + inet_wait_for_connect). SYNs are retransmitted
 // tcp_syn_retries times with backoff from 1 s.
+//
+// Like net.Dialer, Dial gives up when ctx is done: at once, before any SYN,
+// if it already is, and otherwise as soon as it is, leaving no socket
+// behind (see abortDial). The error is a *net.OpError wrapping
+// context.Canceled, or for an expired deadline an "i/o timeout" that is a
+// timeout net.Error matching context.DeadlineExceeded and
+// os.ErrDeadlineExceeded.
 func (s *Stack) Dial(ctx context.Context, laddr, raddr netip.AddrPort) (*Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Source: addrOrNil(laddr),
+			Addr: net.TCPAddrFromAddrPort(raddr), Err: mapCtxErr(err)}
+	}
 	c, err := s.connect(laddr, raddr)
 	if err != nil {
 		return nil, err
@@ -22,13 +34,12 @@ func (s *Stack) Dial(ctx context.Context, laddr, raddr netip.AddrPort) (*Conn, e
 	select {
 	case <-c.estWait:
 	case <-ctx.Done():
-		c.mu.Lock()
-		if c.state == StateSynSent || c.state == StateSynRecv {
-			c.closed = true
-			c.done()
-		}
-		c.mu.Unlock()
-		return nil, c.dialErr(ctx.Err())
+	}
+	// A context that ended as the handshake completed still wins, as in
+	// net.Dialer (Go issue 16523): the caller has stopped waiting.
+	if err := ctx.Err(); err != nil {
+		c.abortDial()
+		return nil, c.dialErr(mapCtxErr(err))
 	}
 	c.mu.Lock()
 	st, cerr := c.state, c.err
@@ -40,6 +51,66 @@ func (s *Stack) Dial(ctx context.Context, laddr, raddr netip.AddrPort) (*Conn, e
 		return nil, c.dialErr(cerr)
 	}
 	return c, nil
+}
+
+// abortDial undoes an active open whose caller has given up, so that no
+// socket stays behind. In SYN-SENT the peer holds nothing and the socket
+// just goes, as tcp_close does there without a RST (a SYN-ACK that still
+// comes finds no socket and is answered with a RST). If the handshake has
+// got further meanwhile (it completed as ctx ended, or a simultaneous open
+// is in SYN-RECV), the peer holds a connection nobody will use: it is reset,
+// as close(2) with SO_LINGER 0 does (tcp_disconnect, tcp_need_reset).
+func (c *Conn) abortDial() {
+	var out outBatch
+	c.mu.Lock()
+	c.closed = true
+	switch c.state {
+	case StateClose:
+	case StateSynSent:
+		c.done()
+	default:
+		c.sendRst(&out)
+		c.done()
+	}
+	c.unlockSend(&out)
+}
+
+// mapCtxErr turns a done context's error into what net.Dialer returns for
+// it (net's mapErr), so callers can test it the same ways.
+func mapCtxErr(err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return errDialTimeout{}
+	case errors.Is(err, context.Canceled):
+		return errDialCanceled{}
+	}
+	return err
+}
+
+// errDialCanceled is net's "operation was canceled".
+type errDialCanceled struct{}
+
+func (errDialCanceled) Error() string        { return "operation was canceled" }
+func (errDialCanceled) Is(target error) bool { return target == context.Canceled }
+
+// errDialTimeout is net's "i/o timeout" for an expired dial deadline; it
+// also matches os.ErrDeadlineExceeded, as a Conn's deadline errors do.
+type errDialTimeout struct{}
+
+func (errDialTimeout) Error() string   { return "i/o timeout" }
+func (errDialTimeout) Timeout() bool   { return true }
+func (errDialTimeout) Temporary() bool { return true }
+func (errDialTimeout) Is(target error) bool {
+	return target == context.DeadlineExceeded || target == os.ErrDeadlineExceeded
+}
+
+// addrOrNil is laddr as a net.Addr, or nil when none was asked for (a nil
+// *net.TCPAddr in an interface would print as "<nil>" in OpError).
+func addrOrNil(laddr netip.AddrPort) net.Addr {
+	if !laddr.IsValid() {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(laddr)
 }
 
 func (c *Conn) dialErr(err error) error {

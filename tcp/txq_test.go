@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapstack/tapstack/internal/clock"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/wire"
 )
 
@@ -210,7 +211,6 @@ func TestConcurrentWriteReadCloseOrder(t *testing.T) {
 			c.CloseWrite()
 		}()
 		h := sha256.New()
-		c.SetReadDeadline(time.Now().Add(60 * time.Second))
 		n, err := io.Copy(h, c)
 		if err != nil || n != size || [32]byte(h.Sum(nil)) != want {
 			errs <- fmt.Errorf("read %d bytes, err %v, hash ok %v", n, err, [32]byte(h.Sum(nil)) == want)
@@ -244,7 +244,11 @@ func TestConcurrentWriteReadCloseOrder(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	time.Sleep(50 * time.Millisecond) // last ACKs
+	testwait.Until(t, "the last ACKs to be delivered", func() bool { // checked for order on the way
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.to[addrA]) == 0 && len(l.to[addrB]) == 0
+	})
 	a.Close()
 	b.Close()
 	ln.Close()

@@ -1,9 +1,11 @@
 package tcp
 
 import (
+	"fmt"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 // TestWaiterFirstSleepNeverBlocks: the first get, racing with wakes from
@@ -22,15 +24,13 @@ func TestWaiterFirstSleepNeverBlocks(t *testing.T) {
 		}()
 		got := make(chan chan struct{}, 1)
 		go func() { got <- w.get() }()
+		ch := testwait.Recv(t, got, fmt.Sprintf("iteration %d: get to return (a get that blocks is the bug)", i))
+		// Nobody else takes from the channel: the token get left (or a
+		// wake's) must be there now.
 		select {
-		case ch := <-got:
-			select {
-			case <-ch:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("iteration %d: the first sleep was not a recheck", i)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("iteration %d: get blocked", i)
+		case <-ch:
+		default:
+			t.Fatalf("iteration %d: the first sleep was not a recheck", i)
 		}
 		wg.Wait()
 	}

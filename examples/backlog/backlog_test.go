@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -12,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 // demoEnv makes the test binary run the demo itself (main) instead of the
@@ -64,9 +63,7 @@ func TestDemoNarratesTheBacklogs(t *testing.T) {
 	netnstest.Require(t)
 	const backlog = 5
 	svg := filepath.Join(t.TempDir(), "backlog.svg")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-quick", "-backlog", strconv.Itoa(backlog), "-plot", svg)
+	cmd := exec.CommandContext(testwait.Context(t), os.Args[0], "-quick", "-backlog", strconv.Itoa(backlog), "-plot", svg)
 	cmd.Env = append(os.Environ(), demoEnv+"=1")
 	outb, err := cmd.CombinedOutput()
 	out := string(outb)

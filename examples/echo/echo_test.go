@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 // The tests run the real command: this test binary re-executed with
@@ -58,18 +60,19 @@ func TestEchoOnTAP(t *testing.T) {
 	pcap := filepath.Join(t.TempDir(), "echo.pcap")
 	echo := cmdtest.Start(t, mainEnv, "TCP echo on port 7", "-netns", ns.Name(), "-tap", "tap0", "-port", "7", "-pcap", pcap)
 
-	ping, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2")
+	// -w: wait for all three replies however long they take.
+	ping, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-w", strconv.Itoa(testwait.SecondsLeft(t)), "10.0.0.2")
 	if err != nil || !strings.Contains(ping, "3 packets transmitted, 3 received") {
 		t.Fatalf("ping: %v\n%s", err, ping)
 	}
-	nc := ns.Command(t.Context(), "nc", "-N", "-w", "5", "10.0.0.2", "7")
+	nc := ns.Command(testwait.Context(t), "nc", "-N", "10.0.0.2", "7")
 	nc.Stdin = strings.NewReader("hello, tapstack\n")
 	if got, err := nc.Output(); err != nil || string(got) != "hello, tapstack\n" {
 		t.Fatalf("nc echo: %v: %q", err, got)
 	}
 
 	echo.Cmd.Process.Signal(syscall.SIGUSR1)
-	echo.WaitFor(20*time.Second, "IcmpInEchos", "LISTEN")
+	echo.WaitFor(time.Until(testwait.Deadline(t)), "IcmpInEchos", "LISTEN")
 	report := echo.Stop()
 	for _, want := range []string{"IcmpInEchos                      3 ", "TcpPassiveOpens                  1 ", "10.0.0.2:7"} {
 		if !strings.Contains(report, want) {

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"github.com/tapstack/tapstack/examples/internal/cmdtest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 // The test runs the real command: this test binary re-executed with
@@ -27,7 +29,8 @@ func TestMain(m *testing.M) {
 func TestCurlFetchesFromExample(t *testing.T) {
 	ns := netnstest.New(t)
 	srv := cmdtest.Start(t, mainEnv, "tapstack http: http://10.0.0.2:80/", "-netns", ns.Name(), "-tap", "tap0", "-port", "80")
-	page, err := ns.Run("curl", "-sS", "--max-time", "10", "http://10.0.0.2/")
+	maxTime := strconv.Itoa(testwait.SecondsLeft(t)) // curl waits as long as the test
+	page, err := ns.Run("curl", "-sS", "--max-time", maxTime, "http://10.0.0.2/")
 	if err != nil || !strings.Contains(page, "<h1>Hello from tapstack</h1>") {
 		t.Fatalf("curl /: %v\n%s", err, page)
 	}
@@ -36,7 +39,7 @@ func TestCurlFetchesFromExample(t *testing.T) {
 	for i := range want {
 		want[i] = byte(i % (64 << 10))
 	}
-	sum, err := ns.Run("sh", "-c", fmt.Sprintf("curl -sS --max-time 60 'http://10.0.0.2/bytes?n=%d' | sha256sum", n))
+	sum, err := ns.Run("sh", "-c", fmt.Sprintf("curl -sS --max-time %s 'http://10.0.0.2/bytes?n=%d' | sha256sum", maxTime, n))
 	if w := fmt.Sprintf("%x", sha256.Sum256(want)); err != nil || !strings.HasPrefix(sum, w) {
 		t.Fatalf("curl /bytes: %v: %q, want %s", err, sum, w)
 	}
