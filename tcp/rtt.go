@@ -3,8 +3,12 @@ package tcp
 import "time"
 
 const (
-	initRTO = time.Second       // TCP_TIMEOUT_INIT (RFC 6298 §2.1)
-	maxRTO  = 120 * time.Second // TCP_RTO_MAX
+	initRTO = time.Second // TCP_TIMEOUT_INIT (RFC 6298 §2.1)
+	// tcpRTOMin is TCP_RTO_MIN, the constant retransmits_timed_out models
+	// the write timeout from, whatever the connection's own minimum RTO
+	// (tapstack.tcp_rto_min_ms): a lower RTO must not give up sooner.
+	tcpRTOMin = 200 * time.Millisecond
+	maxRTO    = 120 * time.Second // TCP_RTO_MAX
 	// minRTTWindow is net.ipv4.tcp_min_rtt_wlen: how long a minimum RTT
 	// sample stays the minimum.
 	minRTTWindow = 300 * time.Second

@@ -118,7 +118,7 @@ func (c *Conn) retransmitTimer(out *outBatch) {
 		}
 	}
 	m.inc(cTCPTimeouts)
-	if c.retransmitsTimedOut(retryUntil, c.minRTO()) {
+	if c.retransmitsTimedOut(retryUntil, tcpRTOMin) {
 		m.inc(cTCPAbortOnTimeout)
 		c.reset(syscall.ETIMEDOUT)
 		return

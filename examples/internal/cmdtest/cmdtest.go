@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tapstack/tapstack/internal/testwait"
 )
 
 // Main runs mainFn and returns true when this process is the re-executed
@@ -38,8 +40,9 @@ type Child struct {
 	t   testing.TB
 }
 
-// Start runs the example with args and waits up to 20 s for ready to appear
-// in its output; the child is killed when the test ends.
+// Start runs the example with args and waits for ready to appear in its
+// output, as long as the test may run; the child is killed when the test
+// ends.
 func Start(t testing.TB, env, ready string, args ...string) *Child {
 	t.Helper()
 	c := &Child{Cmd: Command(env, args...), Out: &Buffer{}, t: t}
@@ -48,7 +51,7 @@ func Start(t testing.TB, env, ready string, args ...string) *Child {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Cmd.Process.Kill(); c.Cmd.Wait() })
-	c.WaitFor(20*time.Second, ready)
+	c.WaitFor(time.Until(testwait.Deadline(t)), ready)
 	return c
 }
 
