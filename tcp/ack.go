@@ -64,7 +64,7 @@ func (c *Conn) rcvAck(sg *segment, out *outBatch) ackResult {
 		c.sendChallengeAck(out)
 		return ackDiscard
 	}
-	st := ackState{now: c.s.stampNow(), reord: c.sndNxt}
+	st := ackState{now: c.lastRecv, reord: c.sndNxt} // read when the segment arrived (input)
 	if len(sg.payload) > 0 {
 		st.flag |= flagData
 	}

@@ -15,6 +15,9 @@ const pawsIdle = 24 * 24 * time.Hour
 // when a TIME_WAIT connection yields to a new SYN.
 func (c *Conn) input(sg *segment, out *outBatch) {
 	c.mu.Lock()
+	// One clock reading for the whole segment (Linux tcp_mstamp_refresh):
+	// the ACK's RTT samples, RACK and timestamps read lastRecv.
+	c.lastRecv = c.s.stampNow()
 	reuse := false
 	switch c.state {
 	case StateSynSent:
@@ -26,7 +29,6 @@ func (c *Conn) input(sg *segment, out *outBatch) {
 	default:
 		c.rcvSynchronized(sg, out)
 	}
-	c.lastRecv = c.s.stampNow()
 	c.armTimer()
 	c.unlockSend(out)
 	if reuse {
@@ -63,7 +65,7 @@ func (c *Conn) rcvSynSent(sg *segment, out *outBatch) {
 	c.rcvEdge = c.rcvNxt // the window we send next is our first one in this space
 	c.negotiate(&sg.opts, true)
 	if c.tsOn {
-		c.tsRecent, c.tsRecentStamp = sg.opts.TSVal, c.s.stampNow()
+		c.tsRecent, c.tsRecentStamp = sg.opts.TSVal, c.lastRecv
 	}
 	if !sg.has(wire.TCPFlagACK) {
 		// Simultaneous open (RFC 9293 §3.5 figure 8): SYN-RECEIVED, SYN-ACK.
@@ -201,7 +203,7 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 	}
 	// tcp_replace_ts_recent (RFC 7323 §4.3).
 	if c.tsOn && sg.opts.HasTS && sg.seq.leq(c.rcvWup) && int32(sg.opts.TSVal-c.tsRecent) >= 0 {
-		c.tsRecent, c.tsRecentStamp = sg.opts.TSVal, c.s.stampNow()
+		c.tsRecent, c.tsRecentStamp = sg.opts.TSVal, c.lastRecv
 	}
 	// Step 5: ACK.
 	if c.state == StateSynRecv {
