@@ -1,7 +1,6 @@
 package stack_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -70,6 +69,12 @@ func counter(t *testing.T, st *stack.Stack, name string) uint64 {
 
 func echoServer(t *testing.T, ln net.Listener) {
 	t.Helper()
+	serve(t, ln, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// serve accepts on ln until the test ends and runs handle on each
+// connection in its own goroutine, closing the connection after it.
+func serve(t *testing.T, ln net.Listener, handle func(net.Conn)) {
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -79,7 +84,7 @@ func echoServer(t *testing.T, ln net.Listener) {
 			}
 			go func() {
 				defer c.Close()
-				io.Copy(c, c)
+				handle(c)
 			}()
 		}
 	}()
@@ -181,77 +186,16 @@ func newPattern(seed uint64, n int64) io.Reader {
 	return &patternReader{r: rand.New(rand.NewPCG(seed, 1)), n: n}
 }
 
-// transfer100MB has the stack dial a kernel server in the namespace, upload
-// size bytes (the server answers with their SHA-256) and then download size
+// transfer has the stack upload size bytes to a kernel server in the
+// namespace (the server answers with their SHA-256) and then download size
 // bytes from it, checking both digests.
 func transfer(t *testing.T, ns *netnstest.NS, st *stack.Stack, size int64) {
 	t.Helper()
-	var kln net.Listener
-	if err := ns.Do(func() (err error) { kln, err = net.Listen("tcp", "10.0.0.1:9000"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer kln.Close()
-	go func() {
-		for {
-			c, err := kln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				var mode [1]byte
-				if _, err := io.ReadFull(c, mode[:]); err != nil {
-					return
-				}
-				if mode[0] == 'u' { // upload: hash what arrives, answer the digest
-					h := sha256.New()
-					io.Copy(h, c)
-					c.Write(h.Sum(nil))
-					return
-				}
-				io.Copy(c, newPattern(2, size)) // download
-			}()
-		}
-	}()
-	want := func(seed uint64) []byte {
-		h := sha256.New()
-		io.Copy(h, newPattern(seed, size))
-		return h.Sum(nil)
-	}
-
-	start := time.Now()
-	c, err := st.Dial("tcp", "10.0.0.1:9000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte{'u'})
-	if _, err := io.Copy(c, newPattern(1, size)); err != nil {
-		t.Fatalf("upload: %v", err)
-	}
-	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(c)
-	c.Close()
-	if err != nil || !bytes.Equal(got, want(1)) {
-		t.Fatalf("upload digest: %v: got %x want %x", err, got, want(1))
-	}
-	up := time.Since(start)
-
-	start = time.Now()
-	c, err = st.Dial("tcp", "10.0.0.1:9000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte{'d'})
-	h := sha256.New()
-	n, err := io.Copy(h, c)
-	if err != nil || n != size || !bytes.Equal(h.Sum(nil), want(2)) {
-		t.Fatalf("download: %v: %d bytes, digest mismatch=%v", err, n, !bytes.Equal(h.Sum(nil), want(2)))
-	}
+	kernelServer(t, ns, "", size)
+	up := timedTransfer(t, st, size, 'u')
+	down := timedTransfer(t, st, size, 'd')
 	t.Logf("%d MB up in %v, down in %v; RetransSegs %d", size>>20, up.Round(time.Millisecond),
-		time.Since(start).Round(time.Millisecond), counter(t, st, "TcpRetransSegs"))
+		down.Round(time.Millisecond), counter(t, st, "TcpRetransSegs"))
 }
 
 func TestInteropDialKernel100MB(t *testing.T) {

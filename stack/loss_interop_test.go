@@ -24,12 +24,16 @@ import (
 // congestion control on both sides.
 const kernelCC = "cubic"
 
-// kernelServer listens on 10.0.0.1:9000 in ns with congestion control cc.
+// kernelServer listens on 10.0.0.1:9000 in ns with congestion control cc
+// ("": the kernel's default).
 // A connection's first byte says what to do: 'u' hash what arrives and
 // answer the SHA-256 (an upload), 'd' send size bytes of pattern 2.
 func kernelServer(t *testing.T, ns *netnstest.NS, cc string, size int64) {
 	t.Helper()
 	lc := net.ListenConfig{Control: func(network, address string, rc syscall.RawConn) error {
+		if cc == "" {
+			return nil
+		}
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
 			serr = syscall.SetsockoptString(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CONGESTION, cc)
@@ -42,29 +46,19 @@ func kernelServer(t *testing.T, ns *netnstest.NS, cc string, size int64) {
 	if err := ns.Do(func() (err error) { ln, err = lc.Listen(context.Background(), "tcp", "10.0.0.1:9000"); return err }); err != nil {
 		t.Fatalf("kernel listener with %s: %v", cc, err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				var mode [1]byte
-				if _, err := io.ReadFull(c, mode[:]); err != nil {
-					return
-				}
-				if mode[0] == 'u' {
-					h := sha256.New()
-					io.Copy(h, c)
-					c.Write(h.Sum(nil))
-					return
-				}
-				io.Copy(c, newPattern(2, size))
-			}()
+	serve(t, ln, func(c net.Conn) {
+		var mode [1]byte
+		if _, err := io.ReadFull(c, mode[:]); err != nil {
+			return
 		}
-	}()
+		if mode[0] == 'u' {
+			h := sha256.New()
+			io.Copy(h, c)
+			c.Write(h.Sum(nil))
+			return
+		}
+		io.Copy(c, newPattern(2, size))
+	})
 }
 
 // lossCounters are the stack's recovery counters a loss test reports.
