@@ -34,6 +34,11 @@ type Config struct {
 	// hands it to the worker only after a time squeeze: one goroutine
 	// wake-up less per burst.
 	Threaded bool
+	// TxQueueLen bounds each link queue's transmit queue, the frames that
+	// wait while another goroutine writes (txqueuelen; 0 →
+	// DefaultTxQueueLen). A frame past it is dropped and counted in
+	// NetdevTxQueueDrops.
+	TxQueueLen int
 }
 
 // Handler receives an L3 packet: b.Bytes() starts after the Ethernet header
@@ -55,8 +60,10 @@ type Device struct {
 	mac      net.HardwareAddr
 	macKey   [6]byte
 	mtu      int
-	maxFrame int // longest frame the link reads (driver.MaxFrameSize)
-	gsoMax   int // longest super-frame the link segments; 0: none
+	maxFrame int            // longest frame the link reads (driver.MaxFrameSize)
+	gsoMax   int            // longest super-frame the link segments; 0: none
+	gso      driver.GSOLink // link, when it segments
+	txqs     []*txQueue     // one per link queue
 	sysctls  *Sysctls
 	clk      clock.Clock
 	threaded bool
@@ -96,6 +103,14 @@ func New(link driver.Link, cfg Config) *Device {
 		quit:     make(chan struct{}),
 	}
 	d.rxInfo, _ = link.(driver.RxInfoLink)
+	d.gso, _ = link.(driver.GSOLink)
+	txqlen := cfg.TxQueueLen
+	if txqlen <= 0 {
+		txqlen = DefaultTxQueueLen
+	}
+	for range max(link.Queues(), 1) {
+		d.txqs = append(d.txqs, newTxQueue(txqlen))
+	}
 	d.evBacklogDrop = cfg.Log.Event(slog.LevelWarn, "netdev backlog full, dropping frames (raise net.core.netdev_max_backlog?)")
 	copy(d.macKey[:], d.mac)
 	if d.sysctls == nil {
@@ -303,16 +318,25 @@ var (
 // frame on queue b.Shard % Queues(). It always releases b.
 func (d *Device) Transmit(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) error {
 	s := d.shards[nonNegMod(b.Shard, len(d.shards))]
-	err := d.transmit(dst, ethertype, b)
-	b.Release()
-	if err != nil {
+	if err := d.frame(dst, ethertype, b); err != nil {
+		b.Release()
 		s.txErrors.Add(1)
 		return err
 	}
-	return nil
+	return d.countTxErr(s, d.xmit(nonNegMod(b.Shard, len(d.txqs)), b, 0))
 }
 
-func (d *Device) transmit(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) error {
+// countTxErr counts a failed write in the shard's txErrors (a frame the
+// full transmit queue refused is counted there instead).
+func (d *Device) countTxErr(s *shard, err error) error {
+	if err != nil && err != ErrTxQueueFull {
+		s.txErrors.Add(1)
+	}
+	return err
+}
+
+// frame checks an L3 packet and prepends its Ethernet header.
+func (d *Device) frame(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) error {
 	switch {
 	case len(dst) != 6:
 		return errBadMAC
@@ -321,17 +345,15 @@ func (d *Device) transmit(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer)
 	case b.Headroom() < ethHeaderLen:
 		return errNoHeadroom
 	}
+	d.prependEthernet(dst, ethertype, b)
+	return nil
+}
+
+func (d *Device) prependEthernet(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) {
 	h := b.Prepend(ethHeaderLen)
 	copy(h[0:6], dst)
 	copy(h[6:12], d.macKey[:])
 	binary.BigEndian.PutUint16(h[12:14], ethertype)
-	if err := d.link.WriteFrame(nonNegMod(b.Shard, d.link.Queues()), b.Bytes()); err != nil {
-		return err
-	}
-	s := d.shards[nonNegMod(b.Shard, len(d.shards))]
-	s.txFrames.Add(1)
-	s.txBytes.Add(uint64(b.Len()))
-	return nil
 }
 
 // ErrNoGSO is returned by TransmitGSO when the link cannot segment.
@@ -344,19 +366,18 @@ var ErrNoGSO = driver.ErrNoGSO
 // always releases b.
 func (d *Device) TransmitGSO(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer, mss int) error {
 	s := d.shards[nonNegMod(b.Shard, len(d.shards))]
-	err := d.transmitGSO(dst, ethertype, b, mss)
-	b.Release()
-	if err != nil {
+	if err := d.frameGSO(dst, ethertype, b, mss); err != nil {
+		b.Release()
 		s.txErrors.Add(1)
 		return err
 	}
-	return nil
+	return d.countTxErr(s, d.xmit(nonNegMod(b.Shard, len(d.txqs)), b, mss))
 }
 
-func (d *Device) transmitGSO(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer, mss int) error {
-	g, ok := d.link.(driver.GSOLink)
+// frameGSO checks a TCP/IPv4 super-packet and prepends its Ethernet header.
+func (d *Device) frameGSO(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer, mss int) error {
 	switch {
-	case !ok || d.gsoMax == 0:
+	case d.gso == nil || d.gsoMax == 0:
 		return ErrNoGSO
 	case len(dst) != 6:
 		return errBadMAC
@@ -367,16 +388,7 @@ func (d *Device) transmitGSO(dst net.HardwareAddr, ethertype uint16, b *pkt.Buff
 	case b.Headroom() < ethHeaderLen:
 		return errNoHeadroom
 	}
-	h := b.Prepend(ethHeaderLen)
-	copy(h[0:6], dst)
-	copy(h[6:12], d.macKey[:])
-	binary.BigEndian.PutUint16(h[12:14], ethertype)
-	if err := g.WriteGSO(nonNegMod(b.Shard, d.link.Queues()), b.Bytes(), mss); err != nil {
-		return err
-	}
-	s := d.shards[nonNegMod(b.Shard, len(d.shards))]
-	s.txFrames.Add(1)
-	s.txBytes.Add(uint64(b.Len()))
+	d.prependEthernet(dst, ethertype, b)
 	return nil
 }
 
@@ -427,6 +439,11 @@ func (d *Device) Counters(visit func(name string, value uint64)) {
 	visit("NetdevTxFrames", txF)
 	visit("NetdevTxBytes", txB)
 	visit("NetdevTxErrors", txE)
+	var txDrop uint64
+	for _, t := range d.txqs {
+		txDrop += t.dropped.Load()
+	}
+	visit("NetdevTxQueueDrops", txDrop)
 	visit("SoftnetProcessed", proc)
 	visit("SoftnetDropped", drop)
 	visit("SoftnetTimeSqueeze", squeeze)

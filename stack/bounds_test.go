@@ -371,6 +371,11 @@ func TestBoundsSetBufferClamp(t *testing.T) {
 // TestBoundsBadConfig: unknown sysctls, values out of range and impossible
 // addresses are errors that say what is wrong, and change nothing.
 func TestBoundsBadConfig(t *testing.T) {
+	for _, n := range []int{-1, 1<<20 + 1} {
+		if _, err := stack.New(stack.Config{TxQueueLen: n}); err == nil || !strings.Contains(err.Error(), "TxQueueLen") {
+			t.Errorf("Config.TxQueueLen %d: %v, want an error naming it", n, err)
+		}
+	}
 	st, err := stack.New(stack.Config{})
 	if err != nil {
 		t.Fatal(err)

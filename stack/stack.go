@@ -51,6 +51,11 @@ type Config struct {
 	// request socks alike); 0 means no cap beyond memory. At the cap Dial
 	// fails and SYNs are dropped, counted in TcpExtTCPMaxConnDrop.
 	MaxConnections int
+	// TxQueueLen bounds the frames waiting to be written to each link queue
+	// while another goroutine writes there (the device's txqueuelen); 0
+	// means 1000, Linux's default. Frames past it are dropped and counted in
+	// NetdevTxQueueDrops.
+	TxQueueLen int
 }
 
 // Stack is one userspace TCP/IP stack with (at most) one attached link.
@@ -73,11 +78,18 @@ type Stack struct {
 	ip atomic.Pointer[ipv4.Layer]
 }
 
+// maxTxQueueLen bounds Config.TxQueueLen (each queue's ring is allocated
+// at Attach).
+const maxTxQueueLen = 1 << 20
+
 // ErrNoLink is returned by operations that need an attached link.
 var ErrNoLink = errors.New("tapstack: no link attached")
 
 // New returns a stack with Linux defaults, overridden by cfg.Sysctls.
 func New(cfg Config) (*Stack, error) {
+	if cfg.TxQueueLen < 0 || cfg.TxQueueLen > maxTxQueueLen {
+		return nil, fmt.Errorf("tapstack: Config.TxQueueLen %d: want 0 (the default, %d) to %d", cfg.TxQueueLen, netdev.DefaultTxQueueLen, maxTxQueueLen)
+	}
 	s := &Stack{
 		cfg:           cfg,
 		clk:           cfg.Clock,
@@ -121,7 +133,7 @@ func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
 	if s.dev != nil {
 		return errors.New("tapstack: attach: a link is already attached")
 	}
-	dev := netdev.New(link, netdev.Config{Shards: s.cfg.Shards, Threaded: s.cfg.ThreadedNAPI, Sysctls: s.netdevSysctls, Clock: s.clk, Log: s.log})
+	dev := netdev.New(link, netdev.Config{Shards: s.cfg.Shards, Threaded: s.cfg.ThreadedNAPI, TxQueueLen: s.cfg.TxQueueLen, Sysctls: s.netdevSysctls, Clock: s.clk, Log: s.log})
 	ip := ipv4.New(dev, ipv4.Config{Sysctls: s.ipSysctls, Clock: s.clk, Log: s.log})
 	if err := ip.AddAddress(addr); err != nil {
 		ip.Close()

@@ -292,6 +292,22 @@ func TestDeadlines(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("err %v", err)
 	}
+	// A deadline moved later while a Read sleeps does not end it at the
+	// old time; one moved into the past ends it at once.
+	c.SetReadDeadline(h.clk.Now().Add(time.Second))
+	go func() { _, err := c.Read(make([]byte, 1)); done <- err }()
+	testwait.Parked(t, "tcp.(*Conn).Read")
+	c.SetReadDeadline(h.clk.Now().Add(3 * time.Second))
+	h.after(2 * time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("the Read ended at the deadline's old time: %v", err)
+	default:
+	}
+	c.SetReadDeadline(h.clk.Now().Add(-time.Second))
+	if err := testwait.Recv(t, done, "a past deadline to end the Read"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("err %v", err)
+	}
 	c.SetReadDeadline(time.Time{})
 	c.Close()
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
@@ -299,6 +315,32 @@ func TestDeadlines(t *testing.T) {
 	}
 	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write after close: %v", err)
+	}
+}
+
+// TestDeadlineMovesDoNotAllocate: net/http moves a connection's read
+// deadline three times per request (header timeout, a time in the past to
+// abort its background Read, none) and reads the timeout error once. The
+// deadline's timer is re-armed in place and the addresses in the error are
+// built once, so a request costs the error itself and nothing else.
+func TestDeadlineMovesDoNotAllocate(t *testing.T) {
+	h := newHarness(t, nil)
+	c, _, _, _ := h.activeEstab(nil)
+	buf := make([]byte, 1)
+	cycle := func() {
+		c.SetReadDeadline(h.clk.Now().Add(10 * time.Second))
+		c.SetReadDeadline(time.Unix(1, 0))
+		if _, err := c.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read: %v", err)
+		}
+		c.SetReadDeadline(time.Time{})
+	}
+	cycle() // the first move makes the deadline and its timer
+	if n := testing.AllocsPerRun(100, cycle); n > 1 {
+		t.Fatalf("%.1f allocations per deadline cycle, want 1 (the *net.OpError)", n)
+	}
+	if c.RemoteAddr() != c.RemoteAddr() || c.LocalAddr() != c.LocalAddr() {
+		t.Fatal("the connection's addresses are built anew on each call")
 	}
 }
 

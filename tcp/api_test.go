@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"golang.org/x/net/nettest"
 	"io"
 	"math/rand"
 	"net"
@@ -201,4 +202,32 @@ func BenchmarkNetConnBulk(b *testing.B) {
 	if n := <-done; n != int64(b.N)*int64(len(chunk)) {
 		b.Fatalf("received %d", n)
 	}
+}
+
+// TestNetConnConformance runs golang.org/x/net/nettest's net.Conn suite on
+// a connection between two stacks (real clock): basic and racy I/O, Close
+// waking blocked calls, and deadlines in the past, present and future,
+// moved while Read and Write block, from many goroutines at once.
+func TestNetConnConformance(t *testing.T) {
+	nettest.TestConn(t, func() (net.Conn, net.Conn, func(), error) {
+		_, a, b := newChanLink(t)
+		ln, err := b.Listen(netip.AddrPortFrom(addrB, 7), 1)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := ln.Accept()
+			accepted <- c
+		}()
+		c1, err := a.Dial(context.Background(), netip.AddrPort{}, netip.AddrPortFrom(addrB, 7))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		c2 := <-accepted
+		if c2 == nil {
+			return nil, nil, nil, errors.New("accept failed")
+		}
+		return c1, c2, func() { c1.Close(); c2.Close(); ln.Close() }, nil
+	})
 }

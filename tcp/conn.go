@@ -35,7 +35,7 @@ func (s *Stack) newConn(id tuple, mtu int) *Conn {
 	c.linger = -1
 	c.kaIdle = time.Duration(s.sys.KeepaliveTime.Load()) * time.Second
 	c.kaIntvl = time.Duration(s.sys.KeepaliveIntvl.Load()) * time.Second
-	c.kaProbes = int(s.sys.KeepaliveProbes.Load())
+	c.kaProbes = int32(s.sys.KeepaliveProbes.Load())
 	c.tsOff = s.tsOffset(id.local, id.remote)
 	c.rcvSpace.time = s.clock.Now()
 	c.rcvSpace.space = initCwnd * c.advMSS // tcp_init_buffer_space
@@ -60,24 +60,35 @@ func (c *Conn) opErr(op string, err error) error {
 	if se, ok := err.(syscall.Errno); ok {
 		err = os.NewSyscallError(op, se)
 	}
-	return &net.OpError{Op: op, Net: "tcp", Source: net.TCPAddrFromAddrPort(c.id.local),
-		Addr: net.TCPAddrFromAddrPort(c.id.remote), Err: err}
+	a := c.netAddrs()
+	return &net.OpError{Op: op, Net: "tcp", Source: a.local, Addr: a.remote, Err: err}
 }
 
-func expired(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
+// connAddrs are the connection's endpoints as net.Addr values, built once
+// as net's netFD keeps laddr and raddr: net/http's aborted background Read
+// ends in a timeout error on every request, and building two TCPAddrs for
+// each was 4 heap objects per request. Callers share them, as they share
+// netFD's.
+type connAddrs struct {
+	local, remote *net.TCPAddr
+}
+
+func (c *Conn) netAddrs() *connAddrs {
+	if a := c.addrs.Load(); a != nil {
+		return a
 	}
+	a := &connAddrs{local: net.TCPAddrFromAddrPort(c.id.local), remote: net.TCPAddrFromAddrPort(c.id.remote)}
+	if c.addrs.CompareAndSwap(nil, a) {
+		return a
+	}
+	return c.addrs.Load()
 }
 
 // Read implements net.Conn.
 func (c *Conn) Read(p []byte) (int, error) {
 	for {
-		dl := c.rdDL.done() // re-read: the deadline may move while we wait
-		if expired(dl) {
+		if c.rdDL.passed() {
+			c.notifyRead() // chain the wake-up to other readers
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		var out outBatch
@@ -112,10 +123,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if eof {
 			return 0, io.EOF
 		}
-		select {
-		case <-c.rdWait.get():
-		case <-dl:
-		}
+		<-c.rdWait.get()
 	}
 }
 
@@ -124,8 +132,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	total := 0
 	for {
-		dl := c.wrDL.done()
-		if expired(dl) {
+		if c.wrDL.passed() {
+			c.notifyWrite() // chain the wake-up to other writers
 			return total, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		var out outBatch
@@ -164,10 +172,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 			}
 		}
 		c.mu.Unlock()
-		select {
-		case <-c.wrWait.get():
-		case <-dl:
-		}
+		<-c.wrWait.get()
 	}
 }
 
@@ -193,20 +198,16 @@ func (c *Conn) Close() error {
 // waitLinger blocks until the FIN is acknowledged or the linger time ends.
 func (c *Conn) waitLinger(d time.Duration) {
 	var dl deadline
-	dl.set(c.s.clock, c.s.clock.Now().Add(d))
+	dl.set(c.s.clock, c.s.clock.Now().Add(d), &c.wrWait)
 	defer dl.stop()
 	for {
 		c.mu.Lock()
 		st := c.state
 		c.mu.Unlock()
-		if st == StateClose || st == StateTimeWait || st == StateFinWait2 {
+		if st == StateClose || st == StateTimeWait || st == StateFinWait2 || dl.passed() {
 			return
 		}
-		select {
-		case <-c.wrWait.get():
-		case <-dl.done():
-			return
-		}
+		<-c.wrWait.get()
 	}
 }
 
@@ -237,10 +238,10 @@ func (c *Conn) CloseRead() error {
 }
 
 // LocalAddr implements net.Conn (a *net.TCPAddr).
-func (c *Conn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.id.local) }
+func (c *Conn) LocalAddr() net.Addr { return c.netAddrs().local }
 
 // RemoteAddr implements net.Conn (a *net.TCPAddr).
-func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.id.remote) }
+func (c *Conn) RemoteAddr() net.Addr { return c.netAddrs().remote }
 
 // LocalAddrPort and RemoteAddrPort return the endpoints as netip values.
 func (c *Conn) LocalAddrPort() netip.AddrPort  { return c.id.local }
@@ -249,23 +250,20 @@ func (c *Conn) RemoteAddrPort() netip.AddrPort { return c.id.remote }
 // SetDeadline implements net.Conn; deadlines run on the stack's clock and
 // expire with os.ErrDeadlineExceeded (a net.Error whose Timeout is true).
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdDL.set(c.s.clock, t)
-	c.wrDL.set(c.s.clock, t)
-	c.notifyAll()
+	c.rdDL.set(c.s.clock, t, &c.rdWait)
+	c.wrDL.set(c.s.clock, t, &c.wrWait)
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdDL.set(c.s.clock, t)
-	c.notifyRead()
+	c.rdDL.set(c.s.clock, t, &c.rdWait)
 	return nil
 }
 
 // SetWriteDeadline implements net.Conn.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wrDL.set(c.s.clock, t)
-	c.notifyWrite()
+	c.wrDL.set(c.s.clock, t, &c.wrWait)
 	return nil
 }
 

@@ -25,7 +25,7 @@ type Listener struct {
 	lastOverflow time.Time
 	closed       bool
 
-	wait    chan struct{}
+	wait    waiter
 	closeCh chan struct{}
 	dl      deadline
 }
@@ -55,7 +55,7 @@ func (s *Stack) Listen(laddr netip.AddrPort, backlog int) (*Listener, error) {
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRINUSE))
 	}
 	l := &Listener{s: s, addr: laddr, synq: make(map[tuple]*reqSock),
-		wait: make(chan struct{}, 1), closeCh: make(chan struct{})}
+		closeCh: make(chan struct{})}
 	l.backlog = s.clampBacklog(backlog)
 	s.listeners[laddr] = l
 	return l, nil
@@ -112,7 +112,7 @@ func (l *Listener) AddrPort() netip.AddrPort { return l.addr }
 
 // SetDeadline sets the Accept deadline.
 func (l *Listener) SetDeadline(t time.Time) error {
-	l.dl.set(l.s.clock, t)
+	l.dl.set(l.s.clock, t, &l.wait)
 	return nil
 }
 
@@ -128,7 +128,6 @@ func (l *Listener) Accept() (net.Conn, error) {
 // AcceptTCP waits for and returns the next established connection.
 func (l *Listener) AcceptTCP() (*Conn, error) {
 	for {
-		dl := l.dl.done()
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
@@ -149,21 +148,18 @@ func (l *Listener) AcceptTCP() (*Conn, error) {
 			return c, nil
 		}
 		l.mu.Unlock()
-		select {
-		case <-l.wait:
-		case <-l.closeCh:
-		case <-dl:
+		if l.dl.passed() {
+			l.notify() // chain the wake-up to other acceptors
 			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.ErrDeadlineExceeded}
+		}
+		select {
+		case <-l.wait.get():
+		case <-l.closeCh:
 		}
 	}
 }
 
-func (l *Listener) notify() {
-	select {
-	case l.wait <- struct{}{}:
-	default:
-	}
-}
+func (l *Listener) notify() { l.wait.wake() }
 
 // Close stops listening: pending requests are dropped and connections
 // never accepted are reset (Linux inet_csk_listen_stop).

@@ -90,7 +90,8 @@ type Conn struct {
 	retransStamp      stamp // first retransmission of the episode (Linux retrans_stamp)
 	totalRetrans      int
 	retransmits       int // RTOs since the last progress (icsk_retransmits)
-	synRetries        int
+	synRetries        int32
+	kaProbes          int32 // keepalive probes before giving up (TCP_KEEPCNT)
 	probesOut         int
 
 	// Congestion control, the scoreboard and loss recovery (ack.go,
@@ -154,7 +155,6 @@ type Conn struct {
 	orphan     bool // closed by the user but still running (counted in Stack.orphans)
 	kaIdle     time.Duration
 	kaIntvl    time.Duration
-	kaProbes   int
 	linger     time.Duration // <0: off
 	listener   *Listener     // set while in the accept queue
 
@@ -162,6 +162,7 @@ type Conn struct {
 
 	rdWait, wrWait waiter
 	rdDL, wrDL     lazyDeadline
+	addrs          atomic.Pointer[connAddrs] // made on first use (connAddrs)
 	// estWait is closed once the handshake of an active open ends (either
 	// way); passive opens never wait on it and leave it nil.
 	estWait chan struct{}

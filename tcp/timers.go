@@ -88,7 +88,7 @@ func (c *Conn) retransmitTimer(out *outBatch) {
 	now := c.s.stampNow()
 	switch c.state {
 	case StateSynSent, StateSynRecv:
-		if c.synRetries >= int(c.s.sys.SynRetries.Load()) {
+		if c.synRetries >= int32(c.s.sys.SynRetries.Load()) {
 			c.reset(syscall.ETIMEDOUT)
 			return
 		}
@@ -179,7 +179,7 @@ func (c *Conn) keepaliveTimer(out *outBatch) {
 		c.keepAt = now + stamp(c.kaIdle) // the RTO or persist timer is in charge
 		return
 	}
-	if c.probesOut >= c.kaProbes {
+	if c.probesOut >= int(c.kaProbes) {
 		c.s.mib.inc(cTCPAbortOnTimeout)
 		c.reset(syscall.ETIMEDOUT)
 		return

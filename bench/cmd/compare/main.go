@@ -44,6 +44,9 @@ type Options struct {
 	// CC is the congestion control every stack and every kernel client
 	// runs (-cc), or "default" for each stack's own.
 	CC string
+	// TxQueueLen sets the TAP's txqueuelen for every userspace stack
+	// (-txqueuelen; 0: the kernel's default, 1000).
+	TxQueueLen int
 }
 
 func main() {
@@ -62,6 +65,7 @@ func main() {
 	flag.IntVar(&o.Rounds, "rounds", 3, "rounds; each round runs every workload on every stack, interleaved")
 	flag.BoolVar(&o.Quick, "quick", false, "short durations (smoke test)")
 	flag.IntVar(&o.Queues, "queues", 1, "TAP queues for the userspace stacks")
+	flag.IntVar(&o.TxQueueLen, "txqueuelen", 0, "the TAP's txqueuelen for every userspace stack: the kernel's queue of frames waiting for the stack's reader, per queue (0: the kernel's default, 1000)")
 	flag.BoolVar(&o.Offload, "offload", false, "tapstack opens its TAP with a virtio-net header and TSO/checksum offloads (64 KB super-frames)")
 	flag.Float64Var(&o.MaxBusy, "max-busy", 0.25, "CPU busy fraction (from /proc/stat) above which a round waits for quiet")
 	flag.DurationVar(&o.BusyWait, "busy-wait", 30*time.Second, "longest wait for a quiet CPU before running a round flagged busy")

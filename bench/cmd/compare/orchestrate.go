@@ -221,7 +221,7 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options, rec
 	srvNS, cliNS, routerNS := topo.namespaces(d, w.LossRun)
 	srvArgs := []string{"-serve", "-server-stack", d.Name, "-server-mode", w.ServerMode,
 		"-server-backlog", strconv.Itoa(w.Backlog), "-server-queues", strconv.Itoa(o.Queues), "-server-offload=" + strconv.FormatBool(o.Offload),
-		"-server-cc", o.CC}
+		"-server-cc", o.CC, "-server-txqueuelen", strconv.Itoa(o.TxQueueLen)}
 	hold := 0
 	if w.Hold != nil {
 		hold = w.Hold(o)
@@ -244,6 +244,12 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options, rec
 			return nil, "", err
 		}
 		defer removeLoss(routerNS)
+	}
+	var tapDrops0 uint64
+	if d.TAP {
+		if tapDrops0, err = tapTxDropped(srvNS); err != nil {
+			return nil, "", err
+		}
 	}
 	pid := srv.cmd.Process.Pid
 	rss0 := readRSS(pid)
@@ -296,6 +302,15 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options, rec
 	}
 	rec.ClientCC = cr.CC
 	m := cr.Metrics
+	if d.TAP {
+		// Frames the kernel dropped because the TAP's queue was full: the
+		// stack's reader had not taken them yet (the hop before netdev).
+		n, err := tapTxDropped(srvNS)
+		if err != nil {
+			return nil, cr.Note, err
+		}
+		m["tap_tx_dropped"] = float64(n - tapDrops0)
+	}
 	if w.LossRun {
 		in, out, err := readLoss(routerNS)
 		if err != nil {
@@ -362,4 +377,24 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		p.buf = p.buf[i+1:]
 	}
 	return len(b), nil
+}
+
+// tapTxDropped reads the kernel's transmit drops on the TAP in ns (ip -s
+// link: tx_dropped), the frames the TAP's full queue turned away.
+func tapTxDropped(ns string) (uint64, error) {
+	out, err := exec.Command("ip", "-n", ns, "-s", "-j", "link", "show", "dev", tapName).Output()
+	if err != nil {
+		return 0, fmt.Errorf("ip -n %s -s link show %s: %w", ns, tapName, err)
+	}
+	var links []struct {
+		Stats64 struct {
+			Tx struct {
+				Dropped uint64 `json:"dropped"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
+		return 0, fmt.Errorf("ip -s -j link show %s: %q: %v", tapName, out, err)
+	}
+	return links[0].Stats64.Tx.Dropped, nil
 }

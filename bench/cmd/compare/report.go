@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -150,8 +151,8 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 		"kernel: server and client netns joined by a veth (default offloads). Idle memory: server process RSS delta "+
 		"(after GC) for the userspace stacks; for the kernel, process delta plus half the Slab delta (both ends' sockets). "+
 		"Flood: spoofed sources from %v, routed back to the client netns and blackholed; 200 legit connect+1-byte-echo "+
-		"attempts, 10 at a time, 2 s timeout each. TAP queues for tapstack: %d (gVisor: 1); tapstack's TAP offloads "+
-		"(IFF_VNET_HDR, TSO4/CSUM): %s. Server GOMAXPROCS: %s.\n", o.Rounds, 100*o.MaxBusy, o.BusyWait, spoofed, o.Queues, map[bool]string{true: "on", false: "off"}[o.Offload], gomaxprocsNote(o))
+		"attempts, 10 at a time, 2 s timeout each. TAP queues for tapstack: %d (gVisor: 1); the TAP's txqueuelen: %s; tapstack's TAP offloads "+
+		"(IFF_VNET_HDR, TSO4/CSUM): %s. Server GOMAXPROCS: %s.\n", o.Rounds, 100*o.MaxBusy, o.BusyWait, spoofed, o.Queues, txqlenNote(o), map[bool]string{true: "on", false: "off"}[o.Offload], gomaxprocsNote(o))
 	if len(o.Loss) > 0 {
 		fmt.Fprintf(&b, "\nLoss (-loss): iptables drops TCP packets of port %d at random, each direction with the stated "+
 			"probability, in the FORWARD chain of the netns on the client's side of the server's link (the TAP's for the userspace "+
@@ -397,4 +398,12 @@ func senderCC(records []runRecord, stack string, w workload) string {
 		return ""
 	}
 	return ccCounts(m)
+}
+
+// txqlenNote says how long the kernel's queue in front of each TAP was.
+func txqlenNote(o Options) string {
+	if o.TxQueueLen > 0 {
+		return strconv.Itoa(o.TxQueueLen) + " frames (-txqueuelen)"
+	}
+	return "the kernel's default (1000 frames)"
 }

@@ -63,6 +63,9 @@ type serverConfig struct {
 	Queues  int
 	Offload bool   // the TAP with virtio-net offloads (tapstack only)
 	CC      string // congestion control (-cc; "default": the stack's own)
+	// TxQueueLen is the kernel's queue of frames for the TAP's reader
+	// (txqueuelen; 0: the kernel's default, 1000).
+	TxQueueLen int
 }
 
 var stackOrder = []string{"tapstack", "gvisor", "kernel"}
@@ -87,13 +90,15 @@ func (d *stackDef) serverAddr() netip.AddrPort {
 	return netip.AddrPortFrom(vethServer.Addr(), serverPort)
 }
 
-// configureTAPPeer gives the kernel end of the TAP its address once the
-// stack holds the device open.
-func configureTAPPeer() error {
-	for _, args := range [][]string{
-		{"addr", "add", tapKernelAddr.String(), "dev", tapName},
-		{"link", "set", tapName, "up"},
-	} {
+// configureTAPPeer gives the kernel end of the TAP its address, and its
+// queue length when txqlen > 0, once the stack holds the device open.
+func configureTAPPeer(txqlen int) error {
+	cmds := [][]string{{"addr", "add", tapKernelAddr.String(), "dev", tapName}}
+	if txqlen > 0 {
+		cmds = append(cmds, []string{"link", "set", tapName, "txqueuelen", strconv.Itoa(txqlen)})
+	}
+	cmds = append(cmds, []string{"link", "set", tapName, "up"})
+	for _, args := range cmds {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
@@ -109,6 +114,7 @@ type serverFlags struct {
 	queues  int
 	offload bool
 	cc      string
+	txqlen  int
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
@@ -119,6 +125,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.queues, "server-queues", 1, "internal: TAP queues")
 	fs.BoolVar(&f.offload, "server-offload", false, "internal: offload TAP (tapstack)")
 	fs.StringVar(&f.cc, "server-cc", ccDefault, "internal: congestion control")
+	fs.IntVar(&f.txqlen, "server-txqueuelen", 0, "internal: TAP txqueuelen (0: the kernel's)")
 }
 
 // serverReport is the one JSON line a server prints after "READY" when it
@@ -147,7 +154,7 @@ func runServer(f serverFlags) error {
 	if d == nil {
 		return fmt.Errorf("unknown stack %q", f.stack)
 	}
-	base, st, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Offload: f.offload, CC: f.cc})
+	base, st, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Offload: f.offload, CC: f.cc, TxQueueLen: f.txqlen})
 	if err != nil {
 		return fmt.Errorf("%s listen: %w", f.stack, err)
 	}

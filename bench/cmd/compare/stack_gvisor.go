@@ -76,7 +76,7 @@ func listenGVisor(c serverConfig) (net.Listener, served, error) {
 	}
 	fds := []int{fd}
 	closeFDs := func() { unix.Close(fd) }
-	if err := configureTAPPeer(); err != nil {
+	if err := configureTAPPeer(c.TxQueueLen); err != nil {
 		closeFDs()
 		return nil, served{}, err
 	}

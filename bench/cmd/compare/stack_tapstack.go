@@ -71,7 +71,7 @@ func listenTapstack(c serverConfig) (net.Listener, served, error) {
 		s.Close()
 		return nil, served{}, err
 	}
-	if err := configureTAPPeer(); err != nil {
+	if err := configureTAPPeer(c.TxQueueLen); err != nil {
 		s.Close()
 		return nil, served{}, err
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,7 @@ type Flags struct {
 	Addr    string
 	Peer    string
 	Queues  int
+	TapQlen int
 	Offload bool
 	Pcap    string
 	NetNS   string
@@ -51,6 +53,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Addr, "addr", "10.0.0.2/24", "the stack's address (CIDR)")
 	fs.StringVar(&f.Peer, "peer", "10.0.0.1/24", "address to give the kernel side of the TAP (CIDR); empty leaves it alone")
 	fs.IntVar(&f.Queues, "queues", 1, "TAP queues (one reader goroutine each)")
+	fs.IntVar(&f.TapQlen, "tap-qlen", 0, "frames the kernel holds for the stack's reader, per queue (the TAP's txqueuelen; past it the kernel drops, ip -s link: tx_dropped); 0 leaves the kernel's 1000. Raise it for bursts from many connections")
 	fs.BoolVar(&f.Offload, "offload", false, "open the TAP with a virtio-net header and TSO/checksum offloads: the kernel exchanges 64 KB TCP super-frames with the stack")
 	fs.StringVar(&f.Pcap, "pcap", "", "write every frame in and out to this pcap file")
 	fs.StringVar(&f.NetNS, "netns", "", "create the TAP inside this network namespace (made if missing, deleted at exit if made)")
@@ -88,6 +91,9 @@ func (f *Flags) Up() (*Env, error) {
 	}
 	if f.Queues < 1 || f.Queues > 256 {
 		return nil, UsageError{fmt.Errorf("-queues %d: want 1..256", f.Queues)}
+	}
+	if f.TapQlen < 0 || f.TapQlen > 1<<20 {
+		return nil, UsageError{fmt.Errorf("-tap-qlen %d: want 0 (the kernel's) to %d", f.TapQlen, 1<<20)}
 	}
 	sysctls := map[string]string{}
 	for _, kv := range f.Sysctls {
@@ -190,6 +196,11 @@ func (env *Env) up(f *Flags, peer netip.Prefix) error {
 	if peer.IsValid() {
 		// The kernel side may already carry the address from an earlier run.
 		if err := ip("addr", "replace", peer.String(), "dev", tap.Name()); err != nil {
+			return err
+		}
+	}
+	if f.TapQlen > 0 {
+		if err := ip("link", "set", tap.Name(), "txqueuelen", strconv.Itoa(f.TapQlen)); err != nil {
 			return err
 		}
 	}

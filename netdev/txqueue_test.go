@@ -1,0 +1,185 @@
+package netdev
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/testwait"
+)
+
+// gateLink is a one-queue link whose writes of chosen frames block until
+// the test opens their gate; it records every frame written, in order.
+type gateLink struct {
+	mu      sync.Mutex
+	written []uint32 // each frame's tag (the 4 bytes after the Ethernet header)
+	gates   map[uint32]chan struct{}
+	entered map[uint32]chan struct{} // closed when the write of that tag begins
+	fail    map[uint32]bool
+	closed  chan struct{}
+}
+
+func newGateLink() *gateLink {
+	return &gateLink{gates: map[uint32]chan struct{}{}, entered: map[uint32]chan struct{}{},
+		fail: map[uint32]bool{}, closed: make(chan struct{})}
+}
+
+// gate makes the write of tag block until open is called.
+func (l *gateLink) gate(tag uint32) (entered <-chan struct{}, open func()) {
+	g, e := make(chan struct{}), make(chan struct{})
+	l.mu.Lock()
+	l.gates[tag], l.entered[tag] = g, e
+	l.mu.Unlock()
+	return e, func() { close(g) }
+}
+
+func (l *gateLink) Queues() int           { return 1 }
+func (l *gateLink) MTU() int              { return 1500 }
+func (l *gateLink) MAC() net.HardwareAddr { return ourMAC }
+func (l *gateLink) Close() error          { close(l.closed); return nil }
+func (l *gateLink) ReadFrame(int, []byte) (int, error) {
+	<-l.closed
+	return 0, net.ErrClosed
+}
+
+func (l *gateLink) WriteFrame(_ int, b []byte) error {
+	tag := binary.BigEndian.Uint32(b[14:])
+	l.mu.Lock()
+	g, e, fail := l.gates[tag], l.entered[tag], l.fail[tag]
+	l.mu.Unlock()
+	if g != nil {
+		close(e)
+		<-g
+	}
+	if fail {
+		return syscall.EIO
+	}
+	l.mu.Lock()
+	l.written = append(l.written, tag)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *gateLink) tags() []uint32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]uint32(nil), l.written...)
+}
+
+func tagged(tag uint32) *pkt.Buffer {
+	b := pkt.Get(64)
+	binary.BigEndian.PutUint32(b.Append(64), tag)
+	return b
+}
+
+// TestTxQueueSendersDoNotWaitForABusyLink: while one goroutine is inside
+// the link's write, other senders queue their frames and return at once;
+// the writer sends them, in the order they came, before it returns.
+func TestTxQueueSendersDoNotWaitForABusyLink(t *testing.T) {
+	l := newGateLink()
+	d := New(l, Config{Shards: 1})
+	defer d.Close()
+	entered, open := l.gate(0)
+	first := make(chan error, 1)
+	go func() { first <- d.Transmit(peerMAC, etherTypeIPv4, tagged(0)) }()
+	testwait.Recv(t, entered, "the first frame's write to begin")
+	for tag := uint32(1); tag <= 10; tag++ {
+		// The link is blocked: a sender that waited for it would hang here.
+		if err := d.Transmit(peerMAC, etherTypeIPv4, tagged(tag)); err != nil {
+			t.Fatalf("frame %d: %v", tag, err)
+		}
+	}
+	if got := l.tags(); len(got) != 0 {
+		t.Fatalf("written %v while the link was blocked", got)
+	}
+	open()
+	if err := testwait.Recv(t, first, "the writer to return"); err != nil {
+		t.Fatal(err)
+	}
+	// The writer returned only after it had sent everything queued.
+	got := l.tags()
+	if len(got) != 11 {
+		t.Fatalf("written %v, want 0..10", got)
+	}
+	for i, tag := range got {
+		if tag != uint32(i) {
+			t.Fatalf("written %v, want 0..10 in order", got)
+		}
+	}
+	if c := counters(d); c["NetdevTxFrames"] != 11 || c["NetdevTxErrors"] != 0 || c["NetdevTxQueueDrops"] != 0 {
+		t.Fatalf("counters %v", c)
+	}
+}
+
+// TestTxQueueBoundAndErrors: the queue holds TxQueueLen frames; a sender
+// past it gets ErrTxQueueFull (ENOBUFS) and the frame is counted in
+// NetdevTxQueueDrops. A queued frame whose write fails is counted in
+// NetdevTxErrors.
+func TestTxQueueBoundAndErrors(t *testing.T) {
+	l := newGateLink()
+	l.fail[2] = true
+	d := New(l, Config{Shards: 1, TxQueueLen: 4})
+	defer d.Close()
+	entered, open := l.gate(0)
+	first := make(chan error, 1)
+	go func() { first <- d.Transmit(peerMAC, etherTypeIPv4, tagged(0)) }()
+	testwait.Recv(t, entered, "the first frame's write to begin")
+	for tag := uint32(1); tag <= 6; tag++ {
+		err := d.Transmit(peerMAC, etherTypeIPv4, tagged(tag))
+		if full := tag > 4; full != (err != nil) || (full && (!errors.Is(err, ErrTxQueueFull) || !errors.Is(err, syscall.ENOBUFS))) {
+			t.Fatalf("frame %d into a queue of 4: %v", tag, err)
+		}
+	}
+	open()
+	if err := testwait.Recv(t, first, "the writer to return"); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.tags(); len(got) != 4 || got[0] != 0 || got[1] != 1 || got[2] != 3 || got[3] != 4 {
+		t.Fatalf("written %v, want [0 1 3 4] (2 failed, 5 and 6 dropped)", got)
+	}
+	if c := counters(d); c["NetdevTxFrames"] != 4 || c["NetdevTxErrors"] != 1 || c["NetdevTxQueueDrops"] != 2 {
+		t.Fatalf("counters %v", c)
+	}
+}
+
+// TestTxQueueWriterQuota: a sender that found the link idle writes at most
+// dev_tx_weight (64) frames of others' before a goroutine of the device
+// takes over, so an application goroutine is not held by other senders'
+// traffic; nothing is lost or reordered at the hand-over.
+func TestTxQueueWriterQuota(t *testing.T) {
+	l := newGateLink()
+	d := New(l, Config{Shards: 1})
+	defer d.Close()
+	const queued = 200
+	entered, open := l.gate(0)
+	// The device's goroutine will block on the write after the quota.
+	_, openLate := l.gate(devTxWeight + 10)
+	first := make(chan error, 1)
+	go func() { first <- d.Transmit(peerMAC, etherTypeIPv4, tagged(0)) }()
+	testwait.Recv(t, entered, "the first frame's write to begin")
+	for tag := uint32(1); tag <= queued; tag++ {
+		if err := d.Transmit(peerMAC, etherTypeIPv4, tagged(tag)); err != nil {
+			t.Fatalf("frame %d: %v", tag, err)
+		}
+	}
+	open()
+	// The first sender returns with the hand-over, although the frames
+	// after its quota are still blocked behind the gated write.
+	if err := testwait.Recv(t, first, "the first sender to return after its quota"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(l.tags()); n < devTxWeight+1 || n > devTxWeight+10 {
+		t.Fatalf("%d frames written when the first sender returned, want its own and its quota of %d", n, devTxWeight)
+	}
+	openLate()
+	testwait.Until(t, "every queued frame to be written", func() bool { return len(l.tags()) == queued+1 })
+	for i, tag := range l.tags() {
+		if tag != uint32(i) {
+			t.Fatalf("frame %d written as %d: reordered at the hand-over", i, tag)
+		}
+	}
+}
