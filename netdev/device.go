@@ -36,8 +36,8 @@ type Config struct {
 	Threaded bool
 	// TxQueueLen bounds each link queue's transmit queue, the frames that
 	// wait while another goroutine writes (txqueuelen; 0 →
-	// DefaultTxQueueLen). A frame past it is dropped and counted in
-	// NetdevTxQueueDrops.
+	// DefaultTxQueueLen). A sender that finds it full waits for room,
+	// counted in NetdevTxQueueFull.
 	TxQueueLen int
 }
 
@@ -326,10 +326,9 @@ func (d *Device) Transmit(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer)
 	return d.countTxErr(s, d.xmit(nonNegMod(b.Shard, len(d.txqs)), b, 0))
 }
 
-// countTxErr counts a failed write in the shard's txErrors (a frame the
-// full transmit queue refused is counted there instead).
+// countTxErr counts a failed write in the shard's txErrors.
 func (d *Device) countTxErr(s *shard, err error) error {
-	if err != nil && err != ErrTxQueueFull {
+	if err != nil {
 		s.txErrors.Add(1)
 	}
 	return err
@@ -439,11 +438,11 @@ func (d *Device) Counters(visit func(name string, value uint64)) {
 	visit("NetdevTxFrames", txF)
 	visit("NetdevTxBytes", txB)
 	visit("NetdevTxErrors", txE)
-	var txDrop uint64
+	var txFull uint64
 	for _, t := range d.txqs {
-		txDrop += t.dropped.Load()
+		txFull += t.full.Load()
 	}
-	visit("NetdevTxQueueDrops", txDrop)
+	visit("NetdevTxQueueFull", txFull)
 	visit("SoftnetProcessed", proc)
 	visit("SoftnetDropped", drop)
 	visit("SoftnetTimeSqueeze", squeeze)

@@ -283,7 +283,7 @@ func TestCountersOrder(t *testing.T) {
 	var names []string
 	d.Counters(func(name string, _ uint64) { names = append(names, name) })
 	want := []string{"NetdevRxFrames", "NetdevRxBytes", "NetdevRxRunt", "NetdevRxOtherHost", "NetdevRxUnknownEthertype",
-		"NetdevRxErrors", "NetdevTxFrames", "NetdevTxBytes", "NetdevTxErrors", "NetdevTxQueueDrops",
+		"NetdevRxErrors", "NetdevTxFrames", "NetdevTxBytes", "NetdevTxErrors", "NetdevTxQueueFull",
 		"SoftnetProcessed", "SoftnetDropped", "SoftnetTimeSqueeze"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("names %v", names)

@@ -1,10 +1,8 @@
 package netdev
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/tapstack/tapstack/internal/pkt"
 )
@@ -20,11 +18,6 @@ const DefaultTxQueueLen = 1000
 // the quota of __qdisc_run before __netif_schedule).
 const devTxWeight = 64
 
-// ErrTxQueueFull is returned for a frame refused because its transmit
-// queue already held TxQueueLen frames (a qdisc drop, NET_XMIT_DROP); it
-// wraps ENOBUFS, what a sender sees from a full device queue.
-var ErrTxQueueFull = fmt.Errorf("netdev: transmit queue full: %w", syscall.ENOBUFS)
-
 // txQueue is one link queue's qdisc, a FIFO in the shape of Linux's
 // pfifo_fast with the bypass of an idle queue. A sender that finds nobody
 // writing writes its frame itself, as sch_direct_xmit does. One that finds
@@ -33,13 +26,24 @@ var ErrTxQueueFull = fmt.Errorf("netdev: transmit queue full: %w", syscall.ENOBU
 // it goes (__qdisc_run). Without it every sender of a busy link waited on
 // the link's write lock: with net/http on a TAP, a third of the responses
 // parked behind another's write(2) and had to be woken.
+//
+// A sender that finds the queue full waits for room, where Linux's qdisc
+// would drop (NET_XMIT_DROP). Linux's TCP takes such a local drop as "not
+// sent" and sends the segment again later, and TCP Small Queues keeps each
+// flow's share of the queue to a couple of packets; tapstack's TCP has
+// neither, so a drop here would be a loss on a link that lost nothing (at
+// 1000 connections it was thousands of needless retransmissions). Waiting
+// is the backpressure the link's write lock gave before, paid only past
+// TxQueueLen frames; it is counted in NetdevTxQueueFull.
 type txQueue struct {
 	mu      sync.Mutex
-	running bool // a goroutine is writing; it drains frames before it clears this
+	room    sync.Cond // signalled as the writer takes frames off a full queue
+	running bool      // a goroutine is writing; it drains frames before it clears this
 	ring    []txFrame
 	head, n int
+	waiting int // senders waiting for room
 
-	dropped atomic.Uint64
+	full atomic.Uint64
 }
 
 // txFrame is a queued frame, ready for the link: mss > 0 asks the link to
@@ -50,23 +54,28 @@ type txFrame struct {
 }
 
 func newTxQueue(limit int) *txQueue {
-	return &txQueue{ring: make([]txFrame, max(limit, 1))}
+	t := &txQueue{ring: make([]txFrame, max(limit, 1))}
+	t.room.L = &t.mu
+	return t
 }
 
 // xmit writes b (an Ethernet frame) on link queue q, or queues it behind
-// the goroutine writing there. It releases b. It returns the link's error
-// for a frame written at once; the errors of frames written for others are
-// counted in their shard's txErrors, as a qdisc's are in the device's.
+// the goroutine writing there (waiting for room when the queue is full).
+// It releases b. It returns the link's error for a frame written at once;
+// the errors of frames written for others are counted in their shard's
+// txErrors, as a qdisc's are in the device's.
 func (d *Device) xmit(q int, b *pkt.Buffer, mss int) error {
 	t := d.txqs[q]
 	t.mu.Lock()
-	if t.running {
-		if t.n == len(t.ring) {
-			t.mu.Unlock()
-			t.dropped.Add(1)
-			b.Release()
-			return ErrTxQueueFull
+	if t.running && t.n == len(t.ring) {
+		t.full.Add(1)
+		for t.running && t.n == len(t.ring) {
+			t.waiting++
+			t.room.Wait()
+			t.waiting--
 		}
+	}
+	if t.running {
 		t.ring[(t.head+t.n)%len(t.ring)] = txFrame{b, mss}
 		t.n++
 		t.mu.Unlock()
@@ -88,6 +97,9 @@ func (d *Device) drainTx(t *txQueue, q, quota int) {
 		t.mu.Lock()
 		if t.n == 0 {
 			t.running = false
+			if t.waiting > 0 {
+				t.room.Broadcast() // one of them takes over as the writer
+			}
 			t.mu.Unlock()
 			return
 		}
@@ -100,6 +112,9 @@ func (d *Device) drainTx(t *txQueue, q, quota int) {
 		t.ring[t.head] = txFrame{}
 		t.head = (t.head + 1) % len(t.ring)
 		t.n--
+		if t.waiting > 0 {
+			t.room.Signal()
+		}
 		t.mu.Unlock()
 		shard := f.b.Shard
 		if err := d.write(q, f.b, f.mss); err != nil {

@@ -2,7 +2,6 @@ package netdev
 
 import (
 	"encoding/binary"
-	"errors"
 	"net"
 	"sync"
 	"syscall"
@@ -116,9 +115,9 @@ func TestTxQueueSendersDoNotWaitForABusyLink(t *testing.T) {
 }
 
 // TestTxQueueBoundAndErrors: the queue holds TxQueueLen frames; a sender
-// past it gets ErrTxQueueFull (ENOBUFS) and the frame is counted in
-// NetdevTxQueueDrops. A queued frame whose write fails is counted in
-// NetdevTxErrors.
+// past it waits for room (counted in NetdevTxQueueFull) instead of losing
+// its frame, and is sent in turn. A queued frame whose write fails is
+// counted in NetdevTxErrors.
 func TestTxQueueBoundAndErrors(t *testing.T) {
 	l := newGateLink()
 	l.fail[2] = true
@@ -128,20 +127,30 @@ func TestTxQueueBoundAndErrors(t *testing.T) {
 	first := make(chan error, 1)
 	go func() { first <- d.Transmit(peerMAC, etherTypeIPv4, tagged(0)) }()
 	testwait.Recv(t, entered, "the first frame's write to begin")
-	for tag := uint32(1); tag <= 6; tag++ {
-		err := d.Transmit(peerMAC, etherTypeIPv4, tagged(tag))
-		if full := tag > 4; full != (err != nil) || (full && (!errors.Is(err, ErrTxQueueFull) || !errors.Is(err, syscall.ENOBUFS))) {
+	for tag := uint32(1); tag <= 4; tag++ {
+		if err := d.Transmit(peerMAC, etherTypeIPv4, tagged(tag)); err != nil {
 			t.Fatalf("frame %d into a queue of 4: %v", tag, err)
 		}
 	}
+	fifth := make(chan error, 1)
+	go func() { fifth <- d.Transmit(peerMAC, etherTypeIPv4, tagged(5)) }()
+	// Both senders block in xmit: the first in the gated write, the fifth
+	// waiting for room (not dropped).
+	testwait.ParkedN(t, "netdev.(*Device).xmit", 2)
+	if c := counters(d); c["NetdevTxQueueFull"] != 1 {
+		t.Fatalf("counters %v, want NetdevTxQueueFull 1", c)
+	}
 	open()
-	if err := testwait.Recv(t, first, "the writer to return"); err != nil {
-		t.Fatal(err)
+	for _, ch := range []chan error{first, fifth} {
+		if err := testwait.Recv(t, ch, "the senders to return"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got := l.tags(); len(got) != 4 || got[0] != 0 || got[1] != 1 || got[2] != 3 || got[3] != 4 {
-		t.Fatalf("written %v, want [0 1 3 4] (2 failed, 5 and 6 dropped)", got)
+	testwait.Until(t, "every frame to be written", func() bool { return len(l.tags()) == 5 })
+	if got := l.tags(); got[0] != 0 || got[1] != 1 || got[2] != 3 || got[3] != 4 || got[4] != 5 {
+		t.Fatalf("written %v, want [0 1 3 4 5] (2 failed)", got)
 	}
-	if c := counters(d); c["NetdevTxFrames"] != 4 || c["NetdevTxErrors"] != 1 || c["NetdevTxQueueDrops"] != 2 {
+	if c := counters(d); c["NetdevTxFrames"] != 5 || c["NetdevTxErrors"] != 1 || c["NetdevTxQueueFull"] != 1 {
 		t.Fatalf("counters %v", c)
 	}
 }

@@ -53,8 +53,8 @@ type Config struct {
 	MaxConnections int
 	// TxQueueLen bounds the frames waiting to be written to each link queue
 	// while another goroutine writes there (the device's txqueuelen); 0
-	// means 1000, Linux's default. Frames past it are dropped and counted in
-	// NetdevTxQueueDrops.
+	// means 1000, Linux's default. A sender that finds it full waits for
+	// room, counted in NetdevTxQueueFull.
 	TxQueueLen int
 }
 
