@@ -127,3 +127,19 @@ func (l *Layer) icmpSend(orig []byte, typ, code uint8, info uint32) {
 		l.ctr.inc(cIcmpOutErrors)
 	}
 }
+
+// SendUnreachable answers packet p, which a transport could not take, with
+// an ICMP destination unreachable of the given code (a UDP datagram to a
+// port nobody holds: ICMP_PORT_UNREACH, as __udp4_lib_rcv's icmp_send).
+// Everything icmpSend refuses (errors about broadcasts, non-first
+// fragments, ICMP errors) and the rate limit apply.
+func (l *Layer) SendUnreachable(p Packet, code uint8) {
+	n := len(p.Header) + len(p.Payload)
+	orig := p.Header[:len(p.Header):len(p.Header)]
+	if cap(p.Header) >= n && len(p.Payload) > 0 && &p.Header[:n][len(p.Header)] == &p.Payload[0] {
+		orig = p.Header[:n] // the header and its payload are one buffer: no copy
+	} else {
+		orig = append(orig, p.Payload...)
+	}
+	l.icmpSend(orig, wire.ICMPv4DestUnreach, code, 0)
+}

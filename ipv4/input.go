@@ -73,7 +73,7 @@ func (l *Layer) ipInput(b *pkt.Buffer) {
 // localDeliver is ip_local_deliver_finish / ip_protocol_deliver_rcu.
 func (l *Layer) localDeliver(h wire.IPv4, kind addrKind, shard int, csumValid bool) {
 	p := Packet{Src: h.Src(), Dst: h.Dst(), TOS: h.TOS(), TTL: h.TTL(),
-		Payload: h.Payload(), Header: h.Header(), Shard: shard, ChecksumValid: csumValid}
+		Payload: h.Payload(), Header: h.Header(), Shard: shard, ChecksumValid: csumValid, Broadcast: kind == kindBroadcast}
 	proto := h.Protocol()
 	hp := l.protos[proto].Load()
 	if proto == wire.IPProtocolICMP {

@@ -45,6 +45,8 @@ type Packet struct {
 	// ChecksumValid: the link vouched for the transport checksum
 	// (CHECKSUM_UNNECESSARY); never set on a reassembled packet.
 	ChecksumValid bool
+	// Broadcast: Dst is a broadcast address (RTCF_BROADCAST).
+	Broadcast bool
 }
 
 // ControlMessage is an ICMP error that quotes a packet we sent.

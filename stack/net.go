@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/tapstack/tapstack/tcp"
+	"github.com/tapstack/tapstack/udp"
 )
 
 // ListenTCP listens on addr with an explicit listen(2) backlog (clamped to
@@ -24,9 +25,31 @@ func (s *Stack) Listen(network, address string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	if isUDP(network) {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network + " (use ListenPacket)")}
+	}
 	sc, _ := s.Sysctl("net.core.somaxconn")
 	backlog, _ := strconv.Atoi(sc)
 	return s.tcp.Listen(ap, backlog)
+}
+
+// ListenUDP opens a UDP socket bound to addr (an unspecified address: every
+// address; port 0: an ephemeral port from ip_local_port_range).
+func (s *Stack) ListenUDP(addr netip.AddrPort) (*udp.Conn, error) {
+	return s.udp.Listen(addr)
+}
+
+// ListenPacket opens a UDP socket the way net.ListenPacket does ("udp" or
+// "udp4", ":53" or "10.0.0.2:53"). The result is a *udp.Conn.
+func (s *Stack) ListenPacket(network, address string) (net.PacketConn, error) {
+	ap, err := parseAddr("listen", network, address, true)
+	if err != nil {
+		return nil, err
+	}
+	if !isUDP(network) {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+	}
+	return s.udp.Listen(ap)
 }
 
 // Dial connects to address ("10.0.0.1:80") over the stack.
@@ -40,11 +63,24 @@ func (s *Stack) Dial(network, address string) (net.Conn, error) {
 // wraps context.Canceled or, for a deadline, is a timeout matching
 // context.DeadlineExceeded and os.ErrDeadlineExceeded. It fits
 // http.Transport.DialContext. Only IP literals are accepted: the stack has
-// no resolver.
+// no resolver of its own. "udp" and "udp4" give a connected *udp.Conn (also
+// a net.PacketConn, which is what net.Resolver wants of a DNS connection:
+// net.Resolver{PreferGo: true, Dial: st.DialContext} resolves over the
+// stack).
 func (s *Stack) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	ap, err := parseAddr("dial", network, address, false)
 	if err != nil {
 		return nil, err
+	}
+	if isUDP(network) {
+		if err := ctx.Err(); err != nil {
+			return nil, &net.OpError{Op: "dial", Net: network, Addr: net.UDPAddrFromAddrPort(ap), Err: err}
+		}
+		c, err := s.udp.Dial(netip.AddrPort{}, ap)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	c, err := s.tcp.Dial(ctx, netip.AddrPort{}, ap)
 	if err != nil {
@@ -57,7 +93,7 @@ func parseAddr(op, network, address string, listen bool) (netip.AddrPort, error)
 	fail := func(err error) (netip.AddrPort, error) {
 		return netip.AddrPort{}, &net.OpError{Op: op, Net: network, Err: err}
 	}
-	if network != "tcp" && network != "tcp4" {
+	if network != "tcp" && network != "tcp4" && !isUDP(network) {
 		return fail(net.UnknownNetworkError(network))
 	}
 	host, port, err := net.SplitHostPort(address)
@@ -80,3 +116,5 @@ func parseAddr(op, network, address string, listen bool) (netip.AddrPort, error)
 	}
 	return netip.AddrPortFrom(a.Unmap(), uint16(p)), nil
 }
+
+func isUDP(network string) bool { return network == "udp" || network == "udp4" }

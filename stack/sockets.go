@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/tcp"
+	"github.com/tapstack/tapstack/udp"
 )
 
 // Sockets lists every TCP socket, listeners first, like `ss -tan`.
@@ -41,5 +42,19 @@ func (s *Stack) WriteSockets(w io.Writer) error {
 		}
 		fmt.Fprintln(bw)
 	}
+	// UDP sockets follow, as `ss -uanm` prints them: Recv-Q is the queue's
+	// charge against SO_RCVBUF (sk_rmem_alloc), skmem shows the buffer and
+	// the datagrams dropped because the queue was full.
+	for _, u := range s.UDPSockets() {
+		peer := "*:*"
+		if u.Remote.IsValid() {
+			peer = u.Remote.String()
+		}
+		fmt.Fprintf(bw, "%-11s %-7d %-7d %-22s %-22s udp skmem:(r%d,rb%d,t0,tb%d,d%d)\n", u.State, u.RecvQ, u.SendQ,
+			u.Local, peer, u.RecvQ, u.RcvBuf, u.SndBuf, u.Drops)
+	}
 	return bw.Flush()
 }
+
+// UDPSockets lists every UDP socket by local port, like `ss -uan`.
+func (s *Stack) UDPSockets() []udp.SocketInfo { return s.udp.Sockets() }

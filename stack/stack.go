@@ -21,6 +21,7 @@ import (
 	"github.com/tapstack/tapstack/ipv4"
 	"github.com/tapstack/tapstack/netdev"
 	"github.com/tapstack/tapstack/tcp"
+	"github.com/tapstack/tapstack/udp"
 	"github.com/tapstack/tapstack/wire"
 )
 
@@ -66,9 +67,11 @@ type Stack struct {
 	netdevSysctls *netdev.Sysctls
 	ipSysctls     *ipv4.Sysctls
 	tcpSysctls    *tcp.Sysctls
+	udpSysctls    *udp.Sysctls
 	sysctls       map[string]*sysctl
 
 	tcp *tcp.Stack
+	udp *udp.Stack
 
 	mu     sync.Mutex
 	dev    *netdev.Device
@@ -97,6 +100,11 @@ func New(cfg Config) (*Stack, error) {
 		ipSysctls:     ipv4.NewSysctls(),
 		tcpSysctls:    tcp.NewSysctls(),
 	}
+	// UDP reads the net.core buffer ceilings and the port range where TCP
+	// does: one knob each, as in Linux.
+	s.udpSysctls = udp.NewSysctls()
+	s.udpSysctls.RmemMax, s.udpSysctls.WmemMax = &s.tcpSysctls.CoreRmemMax, &s.tcpSysctls.CoreWmemMax
+	s.udpSysctls.PortLow, s.udpSysctls.PortHigh = &s.tcpSysctls.LocalPortLow, &s.tcpSysctls.LocalPortHigh
 	if s.clk == nil {
 		s.clk = clock.Real()
 	}
@@ -116,6 +124,7 @@ func New(cfg Config) (*Stack, error) {
 		MaxConnections: cfg.MaxConnections,
 		Log:            s.log,
 	})
+	s.udp = udp.New(udp.Config{Network: (*network)(s), Clock: s.clk, Sysctls: s.udpSysctls})
 	return s, nil
 }
 
@@ -150,6 +159,14 @@ func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
 	ip.RegisterControl(wire.IPProtocolTCP, func(m ipv4.ControlMessage) {
 		s.tcp.Control(m.Type, m.Code, m.MTU, m.Src, m.Dst, m.Quoted)
 	})
+	ip.RegisterProtocol(wire.IPProtocolUDP, func(p ipv4.Packet) {
+		if s.udp.Deliver(p.Src, p.Dst, p.Payload, p.ChecksumValid, p.Broadcast) == udp.NoPort {
+			ip.SendUnreachable(p, wire.ICMPv4PortUnreach)
+		}
+	})
+	ip.RegisterControl(wire.IPProtocolUDP, func(m ipv4.ControlMessage) {
+		s.udp.Control(m.Type, m.Code, m.Src, m.Dst, m.Quoted)
+	})
 	dev.Start()
 	ip.Start()
 	s.dev = dev
@@ -178,6 +195,7 @@ func (s *Stack) Close() error {
 	dev, ip := s.dev, s.ip.Load()
 	s.mu.Unlock()
 	err := s.tcp.Close()
+	s.udp.Close()
 	if ip != nil {
 		ip.Close()
 	}

@@ -158,8 +158,14 @@ func TestDialErrors(t *testing.T) {
 	if _, err := b.Dial("tcp", "example.com:80"); err == nil {
 		t.Fatal("dial by name succeeded without a resolver")
 	}
-	if _, err := b.Dial("udp", "10.1.0.1:80"); err == nil || !errorsAs(err, &oe) {
-		t.Fatalf("dial udp: %v", err)
+	if _, err := b.Dial("sctp", "10.1.0.1:80"); err == nil || !errorsAs(err, &oe) {
+		t.Fatalf("dial sctp: %v", err)
+	}
+	// UDP has no handshake: a dial is a connected socket at once.
+	if c, err := b.Dial("udp", "10.1.0.1:80"); err != nil || c.RemoteAddr().String() != "10.1.0.1:80" {
+		t.Fatalf("dial udp: %v %v", c, err)
+	} else {
+		c.Close()
 	}
 }
 

@@ -17,7 +17,7 @@ type Counter struct {
 
 // Stats is a snapshot of every counter of the stack, in a fixed order:
 // device and softnet, Ip/Icmp (/proc/net/snmp), IpExt, Tcp, TcpExt
-// (/proc/net/netstat).
+// (/proc/net/netstat), Udp (/proc/net/snmp).
 type Stats struct {
 	Counters []Counter
 	// Softnet has one row per shard, like /proc/net/softnet_stat.
@@ -49,6 +49,7 @@ func (s *Stack) Stats() Stats {
 		ip.Counters(visit)
 	}
 	s.tcp.Counters(visit)
+	s.udp.Counters(visit)
 	return st
 }
 

@@ -32,7 +32,7 @@ func ints(v ...*atomic.Int64) []*atomic.Int64 { return v }
 // registry lists every knob with the bounds Linux enforces (or, where Linux
 // accepts nonsense, the bounds that keep the stack sane).
 func (s *Stack) registry() map[string]*sysctl {
-	n, ip, t := s.netdevSysctls, s.ipSysctls, s.tcpSysctls
+	n, ip, t, u := s.netdevSysctls, s.ipSysctls, s.tcpSysctls, s.udpSysctls
 	const maxInt = 1<<31 - 1
 	nondecreasing := func(v []int64) error {
 		for i := 1; i < len(v); i++ {
@@ -50,6 +50,8 @@ func (s *Stack) registry() map[string]*sysctl {
 		"net.core.somaxconn":           {vals: ints(&t.Somaxconn), min: 0, max: maxInt},
 		"net.core.rmem_max":            {vals: ints(&t.CoreRmemMax), min: 2304, max: maxInt / 2},
 		"net.core.wmem_max":            {vals: ints(&t.CoreWmemMax), min: 2304, max: maxInt / 2},
+		"net.core.rmem_default":        {vals: ints(&u.RmemDefault), min: 2304, max: maxInt / 2},
+		"net.core.wmem_default":        {vals: ints(&u.WmemDefault), min: 2304, max: maxInt / 2},
 
 		"net.ipv4.ip_default_ttl":                       {vals: ints(&ip.DefaultTTL), min: 1, max: 255},
 		"net.ipv4.ipfrag_high_thresh":                   {vals: ints(&ip.IpfragHighThresh), min: 0, max: 1 << 30},

@@ -138,8 +138,8 @@ func (c *Conn) closeLocked(out *outBatch) {
 		}
 	}
 	c.rcv.release()
-	c.rdDL.stop()
-	c.wrDL.stop()
+	c.rdDL.Stop()
+	c.wrDL.Stop()
 	c.armTimer()
 }
 

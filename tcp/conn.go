@@ -7,6 +7,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/tapstack/tapstack/internal/sockwait"
 )
 
 // newConn allocates a connection in CLOSED state with the stack's defaults.
@@ -87,7 +89,7 @@ func (c *Conn) netAddrs() *connAddrs {
 // Read implements net.Conn.
 func (c *Conn) Read(p []byte) (int, error) {
 	for {
-		if c.rdDL.passed() {
+		if c.rdDL.Passed() {
 			c.notifyRead() // chain the wake-up to other readers
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
@@ -123,7 +125,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if eof {
 			return 0, io.EOF
 		}
-		<-c.rdWait.get()
+		<-c.rdWait.Get()
 	}
 }
 
@@ -132,7 +134,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	total := 0
 	for {
-		if c.wrDL.passed() {
+		if c.wrDL.Passed() {
 			c.notifyWrite() // chain the wake-up to other writers
 			return total, c.opErr("write", os.ErrDeadlineExceeded)
 		}
@@ -172,7 +174,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 			}
 		}
 		c.mu.Unlock()
-		<-c.wrWait.get()
+		<-c.wrWait.Get()
 	}
 }
 
@@ -197,17 +199,17 @@ func (c *Conn) Close() error {
 
 // waitLinger blocks until the FIN is acknowledged or the linger time ends.
 func (c *Conn) waitLinger(d time.Duration) {
-	var dl deadline
-	dl.set(c.s.clock, c.s.clock.Now().Add(d), &c.wrWait)
-	defer dl.stop()
+	var dl sockwait.Deadline
+	dl.Set(c.s.clock, c.s.clock.Now().Add(d), &c.wrWait)
+	defer dl.Stop()
 	for {
 		c.mu.Lock()
 		st := c.state
 		c.mu.Unlock()
-		if st == StateClose || st == StateTimeWait || st == StateFinWait2 || dl.passed() {
+		if st == StateClose || st == StateTimeWait || st == StateFinWait2 || dl.Passed() {
 			return
 		}
-		<-c.wrWait.get()
+		<-c.wrWait.Get()
 	}
 }
 
@@ -250,20 +252,20 @@ func (c *Conn) RemoteAddrPort() netip.AddrPort { return c.id.remote }
 // SetDeadline implements net.Conn; deadlines run on the stack's clock and
 // expire with os.ErrDeadlineExceeded (a net.Error whose Timeout is true).
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdDL.set(c.s.clock, t, &c.rdWait)
-	c.wrDL.set(c.s.clock, t, &c.wrWait)
+	c.rdDL.Set(c.s.clock, t, &c.rdWait)
+	c.wrDL.Set(c.s.clock, t, &c.wrWait)
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdDL.set(c.s.clock, t, &c.rdWait)
+	c.rdDL.Set(c.s.clock, t, &c.rdWait)
 	return nil
 }
 
 // SetWriteDeadline implements net.Conn.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wrDL.set(c.s.clock, t, &c.wrWait)
+	c.wrDL.Set(c.s.clock, t, &c.wrWait)
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tapstack/tapstack/internal/sockwait"
 )
 
 // Listener is a listening socket (Linux inet_connection_sock in LISTEN):
@@ -25,9 +27,9 @@ type Listener struct {
 	lastOverflow time.Time
 	closed       bool
 
-	wait    waiter
+	wait    sockwait.Waiter
 	closeCh chan struct{}
-	dl      deadline
+	dl      sockwait.Deadline
 }
 
 // Listen opens a listener on laddr (port 0: an ephemeral port). backlog
@@ -112,7 +114,7 @@ func (l *Listener) AddrPort() netip.AddrPort { return l.addr }
 
 // SetDeadline sets the Accept deadline.
 func (l *Listener) SetDeadline(t time.Time) error {
-	l.dl.set(l.s.clock, t, &l.wait)
+	l.dl.Set(l.s.clock, t, &l.wait)
 	return nil
 }
 
@@ -148,18 +150,18 @@ func (l *Listener) AcceptTCP() (*Conn, error) {
 			return c, nil
 		}
 		l.mu.Unlock()
-		if l.dl.passed() {
+		if l.dl.Passed() {
 			l.notify() // chain the wake-up to other acceptors
 			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.ErrDeadlineExceeded}
 		}
 		select {
-		case <-l.wait.get():
+		case <-l.wait.Get():
 		case <-l.closeCh:
 		}
 	}
 }
 
-func (l *Listener) notify() { l.wait.wake() }
+func (l *Listener) notify() { l.wait.Wake() }
 
 // Close stops listening: pending requests are dropped and connections
 // never accepted are reset (Linux inet_csk_listen_stop).
@@ -195,7 +197,7 @@ func (l *Listener) Close() error {
 		}
 		c.unlockSend(&out)
 	}
-	l.dl.stop()
+	l.dl.Stop()
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/sockwait"
 )
 
 // tuple identifies a connection: our address and port, then the peer's.
@@ -160,8 +161,8 @@ type Conn struct {
 
 	tx txQueue // segments built under mu, sent in order after it
 
-	rdWait, wrWait waiter
-	rdDL, wrDL     lazyDeadline
+	rdWait, wrWait sockwait.Waiter
+	rdDL, wrDL     sockwait.LazyDeadline
 	addrs          atomic.Pointer[connAddrs] // made on first use (connAddrs)
 	// estWait is closed once the handshake of an active open ends (either
 	// way); passive opens never wait on it and leave it nil.
@@ -177,48 +178,10 @@ type rcvSpace struct {
 }
 
 func (c *Conn) notifyAll() {
-	c.rdWait.wake()
-	c.wrWait.wake()
+	c.rdWait.Wake()
+	c.wrWait.Wake()
 }
 
-func (c *Conn) notifyRead() { c.rdWait.wake() }
+func (c *Conn) notifyRead() { c.rdWait.Wake() }
 
-func (c *Conn) notifyWrite() { c.wrWait.wake() }
-
-// waiter is a one-slot wake-up channel made on first use: an idle
-// connection that nobody reads or writes never pays for one (96 bytes
-// each), the way a Linux socket's wait queue costs nothing until a task
-// sleeps on it.
-type waiter struct {
-	ch atomic.Pointer[chan struct{}]
-}
-
-// get returns the channel to sleep on, making it if needed. A wake that
-// comes before the channel exists is not lost: the sleeper re-checks its
-// condition after get and before sleeping (every caller loops).
-func (w *waiter) get() chan struct{} {
-	if p := w.ch.Load(); p != nil {
-		return *p
-	}
-	ch := make(chan struct{}, 1)
-	if w.ch.CompareAndSwap(nil, &ch) {
-		// A wake may have come before the channel existed: make the first
-		// sleep a recheck. (A wake since the swap may have filled the slot
-		// already, so never block here.)
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-		return ch
-	}
-	return *w.ch.Load()
-}
-
-func (w *waiter) wake() {
-	if p := w.ch.Load(); p != nil {
-		select {
-		case *p <- struct{}{}:
-		default:
-		}
-	}
-}
+func (c *Conn) notifyWrite() { c.wrWait.Wake() }

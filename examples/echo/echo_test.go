@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"github.com/tapstack/tapstack/examples/internal/cmdtest"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,11 +72,34 @@ func TestEchoOnTAP(t *testing.T) {
 	if got, err := nc.Output(); err != nil || string(got) != "hello, tapstack\n" {
 		t.Fatalf("nc echo: %v: %q", err, got)
 	}
+	// UDP echo from a kernel socket in the namespace: a 4 KB datagram, so
+	// that it crosses as IP fragments both ways.
+	big := []byte(strings.Repeat("0123456789abcdef", 256))
+	if err := ns.Do(func() error {
+		c, err := net.Dial("udp", "10.0.0.2:7")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(testwait.Deadline(t))
+		if _, err := c.Write(big); err != nil {
+			return err
+		}
+		got := make([]byte, 8192)
+		n, err := c.Read(got)
+		if err != nil || string(got[:n]) != string(big) {
+			return fmt.Errorf("%d bytes back (want %d), %v", n, len(big), err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("UDP echo: %v", err)
+	}
 
 	echo.Cmd.Process.Signal(syscall.SIGUSR1)
 	echo.WaitFor(time.Until(testwait.Deadline(t)), "IcmpInEchos", "LISTEN")
 	report := echo.Stop()
-	for _, want := range []string{"IcmpInEchos                      3 ", "TcpPassiveOpens                  1 ", "10.0.0.2:7"} {
+	for _, want := range []string{"IcmpInEchos                      3 ", "TcpPassiveOpens                  1 ", "10.0.0.2:7",
+		"UdpInDatagrams                   1 ", "UdpOutDatagrams                  1 ", "IpReasmOKs                       1 ", "IpFragCreates                    3 "} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}

@@ -1,5 +1,5 @@
 // Command echo runs tapstack on a TAP device and echoes every TCP connection
-// on -port (RFC 862). The stack answers ping on -addr. On SIGUSR1 and at
+// and every UDP datagram on -port (RFC 862). The stack answers ping on -addr. On SIGUSR1 and at
 // exit it prints every counter (nstat style) and the socket listing (ss
 // style). With -accept=false it never accepts, so a user can watch the
 // accept queue and the SYN queue fill (ss: Recv-Q/Send-Q; nstat:
@@ -16,13 +16,14 @@ import (
 	"os"
 
 	"github.com/tapstack/tapstack/examples/internal/tapnet"
+	"github.com/tapstack/tapstack/udp"
 )
 
 func main() {
 	var f tapnet.Flags
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	f.Register(fs)
-	port := fs.Int("port", 7, "TCP port to echo on")
+	port := fs.Int("port", 7, "TCP and UDP port to echo on")
 	backlog := fs.Int("backlog", 4096, "listen(2) backlog (clamped by net.core.somaxconn)")
 	accept := fs.Bool("accept", true, "accept connections (false: never accept, to watch the queues fill)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -43,10 +44,18 @@ func main() {
 		env.Close()
 		tapnet.Exit("echo", err)
 	}
-	log.Printf("tapstack echo: %s on %s, TCP echo on port %d (accept=%v); SIGUSR1 prints counters", env.Addr, f.Tap, *port, *accept)
+	pc, err := env.Stack.ListenUDP(netip.AddrPortFrom(env.Addr.Addr(), uint16(*port)))
+	if err != nil {
+		ln.Close()
+		env.Close()
+		tapnet.Exit("echo", err)
+	}
+	go serveUDP(pc)
+	log.Printf("tapstack echo: %s on %s, TCP echo on port %d (accept=%v), UDP echo on port %d; SIGUSR1 prints counters", env.Addr, f.Tap, *port, *accept, *port)
 	if f.NetNS != "" {
 		log.Printf("try: ip netns exec %s ping -c 3 %s", f.NetNS, env.Addr.Addr())
 		log.Printf("     echo hello | ip netns exec %s nc -q1 %s %d", f.NetNS, env.Addr.Addr(), *port)
+		log.Printf("     echo hello | ip netns exec %s nc -u -w1 %s %d", f.NetNS, env.Addr.Addr(), *port)
 	}
 	if *accept {
 		go serve(ln)
@@ -55,7 +64,20 @@ func main() {
 	log.Printf("%v: shutting down", sig)
 	env.Report(os.Stdout)
 	ln.Close()
+	pc.Close()
 	env.Close()
+}
+
+// serveUDP sends every datagram back to its sender.
+func serveUDP(pc *udp.Conn) {
+	buf := make([]byte, udp.MaxPayload)
+	for {
+		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		pc.WriteToUDPAddrPort(buf[:n], from)
+	}
 }
 
 func serve(ln net.Listener) {

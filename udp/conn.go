@@ -1,0 +1,414 @@
+package udp
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/sockwait"
+	"github.com/tapstack/tapstack/wire"
+)
+
+// MaxPayload is the largest datagram payload over IPv4: 65535 bytes less
+// the IPv4 and UDP headers. A larger write fails with EMSGSIZE.
+const MaxPayload = 65535 - wire.IPv4MinHeaderLen - wire.UDPHeaderLen
+
+// truesizeOverhead is what a queued datagram costs the receive buffer on
+// top of its bytes, Linux's skb->truesize analogue: sizeof(struct sk_buff)
+// and skb_shared_info, cache-aligned (SKB_TRUESIZE). Linux charges the
+// whole buffer the driver received into; here the datagram is copied into
+// a buffer of its own size, rounded to 64 bytes.
+const truesizeOverhead = 576
+
+// sockMinRcvbuf is Linux's SOCK_MIN_RCVBUF (2048 + sizeof(struct sk_buff)),
+// the floor of SO_RCVBUF and SO_SNDBUF.
+const sockMinRcvbuf = 2304
+
+var errStackClosed = errors.New("udp: stack closed")
+
+// Conn is a UDP socket. It is a net.PacketConn, and a net.Conn once
+// connected (Dial).
+type Conn struct {
+	s      *Stack
+	local  netip.AddrPort // bound address (possibly 0.0.0.0) and port
+	remote netip.AddrPort // connected peer; invalid when unconnected
+
+	mu        sync.Mutex
+	q         []dgram // ring of received datagrams
+	head, n   int
+	rmemAlloc int   // sk_rmem_alloc: truesize of the queued datagrams
+	rcvbuf    int   // sk_rcvbuf
+	sndbuf    int   // sk_sndbuf
+	drops     int   // sk_drops
+	err       error // pending socket error (sk_err), returned once
+	closed    bool
+
+	rdWait sockwait.Waiter
+	rdDL   sockwait.LazyDeadline
+	wrDL   sockwait.LazyDeadline
+}
+
+type dgram struct {
+	b    *pkt.Buffer
+	from netip.AddrPort
+	size int // truesize charged
+}
+
+var (
+	_ net.PacketConn = (*Conn)(nil)
+	_ net.Conn       = (*Conn)(nil)
+)
+
+func (s *Stack) newConn() *Conn {
+	return &Conn{s: s, rcvbuf: clampBuf(s.sys.RmemDefault.Load()), sndbuf: clampBuf(s.sys.WmemDefault.Load())}
+}
+
+func clampBuf(v int64) int { return max(int(v), sockMinRcvbuf) }
+
+// Listen opens a socket bound to laddr (an unspecified address: every
+// address; port 0: an ephemeral port), udp_lib_get_port's rules.
+func (s *Stack) Listen(laddr netip.AddrPort) (*Conn, error) {
+	c := s.newConn()
+	a := laddr.Addr()
+	if !a.IsValid() {
+		a = netip.IPv4Unspecified()
+	}
+	if err := s.bind(c, a.Unmap(), laddr.Port()); err != nil {
+		return nil, &net.OpError{Op: "listen", Net: "udp", Source: nil, Addr: net.UDPAddrFromAddrPort(laddr), Err: osErr("bind", err)}
+	}
+	return c, nil
+}
+
+// Dial opens a socket connected to raddr (ip4_datagram_connect): the source
+// address comes from the route, the port from ip_local_port_range unless
+// laddr gives one. Datagrams from anyone else are not delivered to it, and
+// ICMP errors about what it sends come back from its next call.
+func (s *Stack) Dial(laddr, raddr netip.AddrPort) (*Conn, error) {
+	fail := func(err error) (*Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: "udp", Addr: net.UDPAddrFromAddrPort(raddr), Err: err}
+	}
+	if !raddr.Addr().Is4() || raddr.Port() == 0 {
+		return fail(&net.AddrError{Err: "not an IPv4 address and port", Addr: raddr.String()})
+	}
+	src := laddr.Addr()
+	if !src.IsValid() || src.IsUnspecified() {
+		var err error
+		if src, _, err = s.net.Route(raddr.Addr()); err != nil {
+			return fail(err)
+		}
+	}
+	c := s.newConn()
+	c.remote = raddr
+	if err := s.bind(c, src, laddr.Port()); err != nil {
+		return fail(osErr("connect", err))
+	}
+	return c, nil
+}
+
+func osErr(op string, err error) error {
+	if e, ok := err.(syscall.Errno); ok {
+		return os.NewSyscallError(op, e)
+	}
+	return err
+}
+
+// enqueue is __udp_enqueue_schedule_skb: a datagram is refused when the
+// queue already holds more than SO_RCVBUF (so one datagram may take it
+// past), counted in UdpRcvbufErrors and UdpInErrors; otherwise it is
+// copied into a buffer of its own and readers are woken.
+func (c *Conn) enqueue(from netip.AddrPort, data []byte) bool {
+	size := truesizeOverhead + (len(data)+63)&^63
+	c.mu.Lock()
+	if c.closed || c.rmemAlloc > c.rcvbuf {
+		c.drops++
+		c.mu.Unlock()
+		c.s.mib[cRcvbufErrors].Add(1)
+		c.s.mib[cInErrors].Add(1)
+		return false
+	}
+	b := pkt.Get(len(data))
+	copy(b.Append(len(data)), data)
+	if c.n == len(c.q) {
+		c.grow()
+	}
+	c.q[(c.head+c.n)%len(c.q)] = dgram{b, from, size}
+	c.n++
+	c.rmemAlloc += size
+	c.mu.Unlock()
+	c.s.mib[cInDatagrams].Add(1)
+	c.rdWait.Wake()
+	return true
+}
+
+func (c *Conn) grow() {
+	q := make([]dgram, max(2*len(c.q), 16))
+	for i := range c.n {
+		q[i] = c.q[(c.head+i)%len(c.q)]
+	}
+	c.q, c.head = q, 0
+}
+
+func (c *Conn) setError(err error) {
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+	c.rdWait.Wake()
+}
+
+func (c *Conn) opErr(op string, addr netip.AddrPort, err error) error {
+	if e, ok := err.(syscall.Errno); ok {
+		err = os.NewSyscallError(op, e)
+	}
+	var a net.Addr
+	if addr.IsValid() {
+		a = net.UDPAddrFromAddrPort(addr)
+	}
+	return &net.OpError{Op: op, Net: "udp", Source: net.UDPAddrFromAddrPort(c.local), Addr: a, Err: err}
+}
+
+// ReadFromUDPAddrPort reads one datagram into p and returns its sender. A
+// datagram longer than p is cut to len(p) and the rest discarded, as
+// recvfrom(2) does. It blocks until a datagram arrives, the read deadline
+// passes, a pending ICMP error is reported, or the socket is closed.
+func (c *Conn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
+	for {
+		if c.rdDL.Passed() {
+			c.rdWait.Wake() // chain the wake-up to other readers
+			return 0, netip.AddrPort{}, c.opErr("read", c.remote, os.ErrDeadlineExceeded)
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return 0, netip.AddrPort{}, c.opErr("read", c.remote, net.ErrClosed)
+		}
+		if c.err != nil { // sock_error: reported once
+			err := c.err
+			c.err = nil
+			c.mu.Unlock()
+			return 0, netip.AddrPort{}, c.opErr("read", c.remote, err)
+		}
+		if c.n > 0 {
+			d := c.q[c.head]
+			c.q[c.head] = dgram{}
+			c.head = (c.head + 1) % len(c.q)
+			c.n--
+			c.rmemAlloc -= d.size
+			more := c.n > 0
+			c.mu.Unlock()
+			n := copy(p, d.b.Bytes())
+			d.b.Release()
+			if more {
+				c.rdWait.Wake()
+			}
+			return n, d.from, nil
+		}
+		c.mu.Unlock()
+		<-c.rdWait.Get()
+	}
+}
+
+// ReadFrom implements net.PacketConn (the address is a *net.UDPAddr).
+func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := c.ReadFromUDPAddrPort(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+// Read implements net.Conn: it reads the next datagram (on a connected
+// socket, only the peer's reach it).
+func (c *Conn) Read(p []byte) (int, error) {
+	n, _, err := c.ReadFromUDPAddrPort(p)
+	return n, err
+}
+
+// WriteToUDPAddrPort sends p as one datagram to addr (udp_sendmsg). On a
+// connected socket addr must be the peer or unset (EISCONN otherwise). A
+// payload above MaxPayload is EMSGSIZE; one above the path MTU is
+// fragmented. Sending to a broadcast address is allowed, as on the sockets
+// Go's net package opens (SO_BROADCAST).
+func (c *Conn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
+	if c.wrDL.Passed() {
+		return 0, c.opErr("write", addr, os.ErrDeadlineExceeded)
+	}
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return 0, c.opErr("write", addr, net.ErrClosed)
+	case c.err != nil:
+		err := c.err
+		c.err = nil
+		c.mu.Unlock()
+		return 0, c.opErr("write", addr, err)
+	}
+	c.mu.Unlock()
+	if c.remote.IsValid() {
+		if addr.IsValid() && addr != c.remote {
+			return 0, c.opErr("write", addr, syscall.EISCONN)
+		}
+		addr = c.remote
+	}
+	if !addr.IsValid() {
+		return 0, c.opErr("write", addr, syscall.EDESTADDRREQ)
+	}
+	if !addr.Addr().Is4() || addr.Port() == 0 {
+		return 0, c.opErr("write", addr, syscall.EINVAL)
+	}
+	if len(p) > MaxPayload {
+		return 0, c.opErr("write", addr, syscall.EMSGSIZE)
+	}
+	src := c.local.Addr()
+	if src.IsUnspecified() {
+		var err error
+		if src, _, err = c.s.net.Route(addr.Addr()); err != nil {
+			return 0, c.opErr("write", addr, err)
+		}
+	}
+	b := pkt.Get(wire.UDPHeaderLen + len(p))
+	copy(b.Append(len(p)), p)
+	wire.PrependUDP(b, netip.AddrPortFrom(src, c.local.Port()), addr)
+	if err := c.s.net.Output(src, addr.Addr(), wire.IPProtocolUDP, b); err != nil {
+		if errors.Is(err, syscall.ENOBUFS) {
+			// udp_send_skb: a full device queue is not the sender's error.
+			c.s.mib[cSndbufErrors].Add(1)
+			return len(p), nil
+		}
+		return 0, c.opErr("write", addr, err)
+	}
+	c.s.mib[cOutDatagrams].Add(1)
+	return len(p), nil
+}
+
+// WriteTo implements net.PacketConn; addr must be a *net.UDPAddr.
+func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, c.opErr("write", netip.AddrPort{}, syscall.EINVAL)
+	}
+	return c.WriteToUDPAddrPort(p, ua.AddrPort())
+}
+
+// Write implements net.Conn on a connected socket.
+func (c *Conn) Write(p []byte) (int, error) {
+	return c.WriteToUDPAddrPort(p, netip.AddrPort{})
+}
+
+// Close implements net.Conn: queued datagrams are freed and blocked reads
+// return net.ErrClosed.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.opErr("close", c.remote, net.ErrClosed)
+	}
+	c.closed = true
+	for c.n > 0 {
+		c.q[c.head].b.Release()
+		c.q[c.head] = dgram{}
+		c.head = (c.head + 1) % len(c.q)
+		c.n--
+	}
+	c.rmemAlloc = 0
+	c.mu.Unlock()
+	c.s.unbind(c)
+	c.rdDL.Stop()
+	c.wrDL.Stop()
+	c.rdWait.Wake()
+	return nil
+}
+
+// LocalAddr implements net.Conn (a *net.UDPAddr).
+func (c *Conn) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(c.local) }
+
+// RemoteAddr implements net.Conn: the peer of a connected socket, else nil.
+func (c *Conn) RemoteAddr() net.Addr {
+	if !c.remote.IsValid() {
+		return nil
+	}
+	return net.UDPAddrFromAddrPort(c.remote)
+}
+
+// LocalAddrPort and RemoteAddrPort return the endpoints as netip values.
+func (c *Conn) LocalAddrPort() netip.AddrPort  { return c.local }
+func (c *Conn) RemoteAddrPort() netip.AddrPort { return c.remote }
+
+// SetDeadline implements net.Conn.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.rdDL.Set(c.s.clock, t, &c.rdWait)
+	c.wrDL.Set(c.s.clock, t, &c.rdWait)
+	return nil
+}
+
+// SetReadDeadline implements net.Conn.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.rdDL.Set(c.s.clock, t, &c.rdWait)
+	return nil
+}
+
+// SetWriteDeadline implements net.Conn (writes never block: a passed
+// deadline fails them).
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.wrDL.Set(c.s.clock, t, &c.rdWait)
+	return nil
+}
+
+// SetReadBuffer sets SO_RCVBUF as Linux does: twice bytes, clamped to
+// net.core.rmem_max first, never below SOCK_MIN_RCVBUF.
+func (c *Conn) SetReadBuffer(bytes int) error {
+	v := max(min(int64(bytes), c.s.sys.RmemMax.Load())*2, sockMinRcvbuf)
+	c.mu.Lock()
+	c.rcvbuf = int(v)
+	c.mu.Unlock()
+	return nil
+}
+
+// SetWriteBuffer sets SO_SNDBUF (twice bytes, clamped to
+// net.core.wmem_max). Writes complete synchronously, so it bounds nothing
+// yet beyond what Sockets reports.
+func (c *Conn) SetWriteBuffer(bytes int) error {
+	v := max(min(int64(bytes), c.s.sys.WmemMax.Load())*2, sockMinRcvbuf)
+	c.mu.Lock()
+	c.sndbuf = int(v)
+	c.mu.Unlock()
+	return nil
+}
+
+// SocketInfo is one UDP socket as `ss -uanm` shows it.
+type SocketInfo struct {
+	State         string // UNCONN or ESTAB (connected)
+	Local, Remote netip.AddrPort
+	RecvQ         int // queued bytes as charged (sk_rmem_alloc)
+	SendQ         int // always 0: writes complete synchronously
+	RcvBuf        int // SO_RCVBUF
+	SndBuf        int // SO_SNDBUF
+	Drops         int // datagrams refused by a full queue (sk_drops)
+	Datagrams     int // datagrams queued
+}
+
+// Sockets lists every UDP socket by local port.
+func (s *Stack) Sockets() []SocketInfo {
+	s.mu.RLock()
+	var out []SocketInfo
+	for _, list := range s.ports {
+		for _, c := range list {
+			c.mu.Lock()
+			si := SocketInfo{State: "UNCONN", Local: c.local, Remote: c.remote, RecvQ: c.rmemAlloc,
+				RcvBuf: c.rcvbuf, SndBuf: c.sndbuf, Drops: c.drops, Datagrams: c.n}
+			c.mu.Unlock()
+			if c.remote.IsValid() {
+				si.State = "ESTAB"
+			}
+			out = append(out, si)
+		}
+	}
+	s.mu.RUnlock()
+	sortSockets(out)
+	return out
+}

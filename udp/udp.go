@@ -1,0 +1,324 @@
+// Package udp is UDP over IPv4 (RFC 768) as Linux implements it: sockets
+// bound to an address and port or connected to a peer, demultiplexed as
+// __udp4_lib_lookup does, a receive queue per socket bounded by SO_RCVBUF
+// with truesize accounting (__udp_enqueue_schedule_skb), ICMP errors handed
+// to connected sockets (__udp4_lib_err), and the Udp counters of
+// /proc/net/snmp.
+package udp
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/wire"
+)
+
+// Network is what UDP needs from the IP layer.
+type Network interface {
+	// Output sends b (UDP header and payload) from src to dst; it takes
+	// ownership of b and fragments what exceeds the path MTU.
+	Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error
+	// Route returns the source address for dst.
+	Route(dst netip.Addr) (src netip.Addr, mtu int, err error)
+}
+
+// Sysctls are UDP's knobs and the shared ones it reads. The shared ones
+// (net.core.rmem_max, wmem_max, ip_local_port_range) are pointers to the
+// fields the stack's other protocols read too.
+type Sysctls struct {
+	RmemDefault atomic.Int64 // net.core.rmem_default: SO_RCVBUF of a new socket
+	WmemDefault atomic.Int64 // net.core.wmem_default: SO_SNDBUF of a new socket
+
+	RmemMax, WmemMax  *atomic.Int64 // net.core.rmem_max, wmem_max: SO_RCVBUF/SO_SNDBUF ceilings
+	PortLow, PortHigh *atomic.Int64 // net.ipv4.ip_local_port_range
+}
+
+// NewSysctls returns Linux's defaults, with shared knobs of their own.
+func NewSysctls() *Sysctls {
+	s := &Sysctls{RmemMax: new(atomic.Int64), WmemMax: new(atomic.Int64), PortLow: new(atomic.Int64), PortHigh: new(atomic.Int64)}
+	s.RmemDefault.Store(212992)
+	s.WmemDefault.Store(212992)
+	s.RmemMax.Store(212992)
+	s.WmemMax.Store(212992)
+	s.PortLow.Store(32768)
+	s.PortHigh.Store(60999)
+	return s
+}
+
+// Config configures a Stack.
+type Config struct {
+	Network Network
+	Clock   clock.Clock // deadlines; nil → clock.Real()
+	Sysctls *Sysctls    // nil → NewSysctls()
+}
+
+// Stack is the UDP layer: the socket table and the counters.
+type Stack struct {
+	net   Network
+	clock clock.Clock
+	sys   *Sysctls
+
+	mu     sync.RWMutex
+	ports  map[uint16][]*Conn // bound sockets by local port
+	closed bool
+
+	mib [numCounters]atomic.Uint64
+}
+
+// New returns a UDP layer over cfg.Network.
+func New(cfg Config) *Stack {
+	s := &Stack{net: cfg.Network, clock: cfg.Clock, sys: cfg.Sysctls, ports: map[uint16][]*Conn{}}
+	if s.clock == nil {
+		s.clock = clock.Real()
+	}
+	if s.sys == nil {
+		s.sys = NewSysctls()
+	}
+	return s
+}
+
+// Verdict is what Deliver did with a datagram.
+type Verdict int
+
+const (
+	Delivered Verdict = iota // queued on at least one socket
+	Dropped                  // malformed, bad checksum, or every queue full: counted
+	NoPort                   // nobody holds the port: the caller answers with ICMP port unreachable
+	Ignored                  // a broadcast nobody holds (UdpIgnoredMulti): no ICMP
+)
+
+// Deliver takes one datagram (payload: UDP header and data) for dst, as
+// __udp4_lib_rcv does. csumValid: the link vouched for the checksum;
+// broadcast: dst is a broadcast address, delivered to every socket that
+// matches (__udp4_lib_mcast_deliver) and never answered with ICMP.
+func (s *Stack) Deliver(src, dst netip.Addr, payload []byte, csumValid, broadcast bool) Verdict {
+	u, err := wire.ParseUDP(payload)
+	if err != nil {
+		s.mib[cInErrors].Add(1) // short_packet
+		return Dropped
+	}
+	// The checksum is verified before a socket is looked for, so that a
+	// corrupted datagram is not answered with port unreachable.
+	if !csumValid && !u.VerifyChecksum(src, dst) {
+		s.mib[cInCsumErrors].Add(1)
+		s.mib[cInErrors].Add(1)
+		return Dropped
+	}
+	from := netip.AddrPortFrom(src, u.SrcPort())
+	to := netip.AddrPortFrom(dst, u.DstPort())
+	if broadcast {
+		return s.deliverBroadcast(from, to, u.Payload())
+	}
+	s.mu.RLock()
+	c := s.lookupLocked(from, to)
+	s.mu.RUnlock()
+	if c == nil {
+		s.mib[cNoPorts].Add(1)
+		return NoPort
+	}
+	if !c.enqueue(from, u.Payload()) {
+		return Dropped
+	}
+	return Delivered
+}
+
+// lookupLocked is __udp4_lib_lookup's scoring: a socket connected to
+// exactly from beats one bound to dst, which beats one bound to 0.0.0.0; a
+// socket connected elsewhere or bound to another address never matches.
+func (s *Stack) lookupLocked(from, to netip.AddrPort) *Conn {
+	var best *Conn
+	bestScore := -1
+	for _, c := range s.ports[to.Port()] {
+		score := 0
+		switch la := c.local.Addr(); {
+		case la == to.Addr():
+			score += 2
+		case !la.IsUnspecified():
+			continue
+		}
+		if c.remote.IsValid() {
+			if c.remote != from {
+				continue
+			}
+			score += 4
+		}
+		if score > bestScore {
+			best, bestScore = c, score
+		}
+	}
+	return best
+}
+
+func (s *Stack) deliverBroadcast(from, to netip.AddrPort, data []byte) Verdict {
+	s.mu.RLock()
+	var targets []*Conn
+	for _, c := range s.ports[to.Port()] {
+		if la := c.local.Addr(); !la.IsUnspecified() && la != to.Addr() {
+			continue
+		}
+		if c.remote.IsValid() && c.remote != from {
+			continue
+		}
+		targets = append(targets, c)
+	}
+	s.mu.RUnlock()
+	if len(targets) == 0 {
+		s.mib[cIgnoredMulti].Add(1)
+		return Ignored
+	}
+	v := Dropped
+	for _, c := range targets {
+		if c.enqueue(from, data) {
+			v = Delivered
+		}
+	}
+	return v
+}
+
+// Control takes an ICMP error quoting a datagram we sent from src to dst
+// (quoted: its UDP header), as __udp4_lib_err does without IP_RECVERR: only
+// a connected socket learns of it, and only of a hard error (port or
+// protocol unreachable, a parameter problem, fragmentation needed, the
+// fatal codes of icmp_err_convert). The error is returned once, by the
+// socket's next call.
+func (s *Stack) Control(typ, code uint8, src, dst netip.Addr, quoted []byte) {
+	if len(quoted) < 4 {
+		return
+	}
+	u := wire.UDP(quoted)
+	local, remote := netip.AddrPortFrom(src, u.SrcPort()), netip.AddrPortFrom(dst, u.DstPort())
+	var err syscall.Errno
+	hard := false
+	switch typ {
+	case icmpTimeExceeded:
+		err = syscall.EHOSTUNREACH
+	case icmpParamProblem:
+		err, hard = syscall.EPROTO, true
+	case icmpDestUnreach:
+		if code == icmpFragNeeded {
+			err, hard = syscall.EMSGSIZE, true
+			break
+		}
+		err = syscall.EHOSTUNREACH
+		if int(code) < len(icmpErrConvert) {
+			err, hard = icmpErrConvert[code].errno, icmpErrConvert[code].fatal
+		}
+	default:
+		return // source quench, redirect: nothing for the socket
+	}
+	s.mu.RLock()
+	c := s.lookupLocked(remote, local)
+	s.mu.RUnlock()
+	if c == nil || !hard || !c.remote.IsValid() {
+		return
+	}
+	c.setError(err)
+}
+
+const (
+	icmpDestUnreach  = 3
+	icmpTimeExceeded = 11
+	icmpParamProblem = 12
+	icmpFragNeeded   = 4
+)
+
+// icmpErrConvert is Linux's icmp_err_convert: the errno and whether it is
+// fatal (hard) for each destination-unreachable code.
+var icmpErrConvert = [...]struct {
+	errno syscall.Errno
+	fatal bool
+}{
+	{syscall.ENETUNREACH, false},  // net unreachable
+	{syscall.EHOSTUNREACH, false}, // host unreachable
+	{syscall.ENOPROTOOPT, true},   // protocol unreachable
+	{syscall.ECONNREFUSED, true},  // port unreachable
+	{syscall.EMSGSIZE, false},     // fragmentation needed
+	{syscall.EOPNOTSUPP, false},   // source route failed
+	{syscall.ENETUNREACH, true},   // net unknown
+	{syscall.EHOSTDOWN, true},     // host unknown
+	{syscall.ENONET, true},        // host isolated
+	{syscall.ENETUNREACH, true},   // net administratively prohibited
+	{syscall.EHOSTUNREACH, true},  // host administratively prohibited
+	{syscall.ENETUNREACH, false},  // net unreachable for TOS
+	{syscall.EHOSTUNREACH, false}, // host unreachable for TOS
+	{syscall.EHOSTUNREACH, true},  // communication administratively prohibited
+	{syscall.EHOSTUNREACH, true},  // host precedence violation
+	{syscall.EHOSTUNREACH, true},  // precedence cutoff
+}
+
+// bind adds c to the table on port (0: an ephemeral port from
+// ip_local_port_range, tried from a random point as inet_csk_get_port
+// does). Two sockets may not share a port when their addresses overlap
+// (equal, or either unspecified): EADDRINUSE.
+func (s *Stack) bind(c *Conn, addr netip.Addr, port uint16) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errStackClosed
+	}
+	if port == 0 {
+		lo, hi := int(s.sys.PortLow.Load()), int(s.sys.PortHigh.Load())
+		n := hi - lo + 1
+		start := rand.IntN(n)
+		for i := range n {
+			p := uint16(lo + (start+i)%n)
+			if s.freeLocked(addr, p) {
+				port = p
+				break
+			}
+		}
+		if port == 0 {
+			return syscall.EADDRNOTAVAIL
+		}
+	} else if !s.freeLocked(addr, port) {
+		return syscall.EADDRINUSE
+	}
+	c.local = netip.AddrPortFrom(addr, port)
+	s.ports[port] = append(s.ports[port], c)
+	return nil
+}
+
+func (s *Stack) freeLocked(addr netip.Addr, port uint16) bool {
+	for _, o := range s.ports[port] {
+		if la := o.local.Addr(); la == addr || la.IsUnspecified() || addr.IsUnspecified() {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Stack) unbind(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.ports[c.local.Port()]
+	for i, o := range list {
+		if o == c {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.ports, c.local.Port())
+	} else {
+		s.ports[c.local.Port()] = list
+	}
+}
+
+// Close closes every socket; later calls on them return net.ErrClosed.
+func (s *Stack) Close() {
+	s.mu.Lock()
+	s.closed = true
+	var all []*Conn
+	for _, list := range s.ports {
+		all = append(all, list...)
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		c.Close()
+	}
+}
