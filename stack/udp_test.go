@@ -30,21 +30,12 @@ var (
 // each datagram arrives whole, with its sender, and is counted once.
 func TestUDPEcho(t *testing.T) {
 	p := newBoundPair(t, nil, nil)
-	srv, err := p.a.ListenPacket("udp", ":7")
+	pc, err := p.a.ListenPacket("udp", ":7")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := srv.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteTo(buf[:n], from)
-		}
-	}()
+	defer pc.Close()
+	go udpEcho(pc)
 	c, err := p.b.Dial("udp", "10.1.0.1:7")
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +221,19 @@ func TestUDPBadInput(t *testing.T) {
 	}
 }
 
+// udpEcho sends every datagram back to its sender until pc closes, through
+// the net.PacketConn interface users program against.
+func udpEcho(pc net.PacketConn) {
+	buf := make([]byte, udp.MaxPayload)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		pc.WriteTo(buf[:n], from)
+	}
+}
+
 func ipv4Packet(src, dst netip.Addr, proto uint8, payload []byte) []byte {
 	p := make([]byte, 20+len(payload))
 	h := wire.IPv4(p)
@@ -288,18 +292,12 @@ func TestUDPBindRulesAndErrors(t *testing.T) {
 // is reassembled whole on the other side, both ways.
 func TestUDPLargeDatagramsFragment(t *testing.T) {
 	p := newBoundPair(t, nil, nil)
-	srv, _ := p.a.ListenUDP(netip.AddrPortFrom(netip.Addr{}, 7))
+	srv, err := p.a.ListenUDP(netip.AddrPortFrom(netip.Addr{}, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := srv.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteToUDPAddrPort(buf[:n], from)
-		}
-	}()
+	go udpEcho(srv)
 	c, _ := p.b.Dial("udp", "10.1.0.1:7")
 	defer c.Close()
 	msg := make([]byte, 4096)
