@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -189,10 +188,7 @@ func TestOffloadTAPSendsGSO(t *testing.T) {
 // fragments (no GSO for ICMP): each arrives whole, at most 1514 bytes, and
 // together they carry an ICMP echo with a valid checksum.
 func TestOffloadTAPPingFragments(t *testing.T) {
-	if _, err := exec.LookPath("ping"); err != nil {
-		netnstest.Require(t)
-		t.Skip("ping not installed (apt-get install iputils-ping)")
-	}
+	netnstest.RequireTool(t, "ping")
 	ns := netnstest.New(t)
 	tap := openOffload(t, ns, "tso2", 1)
 	p := kernelTCPPeer(t, ns, "tso2", tap, 0)

@@ -74,10 +74,7 @@ func openKernelPeer(t *testing.T, queues int) (*netnstest.NS, *driver.TAP) {
 // TestTAPKernelPingSendsARP: the kernel, pinging 10.0.0.2 through the TAP
 // in its namespace, asks who has 10.0.0.2, and we read that request.
 func TestTAPKernelPingSendsARP(t *testing.T) {
-	if _, err := exec.LookPath("ping"); err != nil {
-		netnstest.Require(t)
-		t.Skip("ping not installed (apt-get install iputils-ping)")
-	}
+	netnstest.RequireTool(t, "ping")
 	ns, tap := openKernelPeer(t, 1)
 	if tap.Name() != "tst0" || tap.Queues() != 1 || tap.MTU() != 1500 {
 		t.Fatalf("tap %s queues %d mtu %d", tap.Name(), tap.Queues(), tap.MTU())

@@ -54,7 +54,7 @@ func (l *Layer) icmpEcho(p Packet, m wire.ICMPv4) {
 	r.SetChecksum()
 	l.ctr.inc(cIcmpOutMsgs) // icmp_out_count, before the packet can be answered
 	l.ctr.icmpOut[wire.ICMPv4EchoReply].Add(1)
-	if err := l.output(p.Dst, p.Src, wire.IPProtocolICMP, p.TOS, false, b); err != nil {
+	if err := l.output(p.Dst, p.Src, wire.IPProtocolICMP, p.TOS, PMTUDiscDont, b); err != nil {
 		l.ctr.inc(cIcmpOutErrors)
 	}
 }
@@ -123,7 +123,7 @@ func (l *Layer) icmpSend(orig []byte, typ, code uint8, info uint32) {
 	tos := h.TOS()&0x1e | 0xc0 // RT_TOS | IPTOS_PREC_INTERNETCONTROL
 	l.ctr.inc(cIcmpOutMsgs)
 	l.ctr.icmpOut[typ].Add(1)
-	if err := l.output(from, src, wire.IPProtocolICMP, tos, false, b); err != nil {
+	if err := l.output(from, src, wire.IPProtocolICMP, tos, PMTUDiscDont, b); err != nil {
 		l.ctr.inc(cIcmpOutErrors)
 	}
 }

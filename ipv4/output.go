@@ -43,20 +43,63 @@ func (g *identGen) nextSegs(src, dst netip.Addr, proto uint8, segs int) uint16 {
 	return uint16(g.buckets[x%uint64(len(g.buckets))].Add(n) - n + 1)
 }
 
+// PMTUDisc is how a packet meets the path MTU, the modes of Linux's
+// IP_MTU_DISCOVER socket option.
+type PMTUDisc uint8
+
+const (
+	// PMTUDiscDont never sets DF: a packet larger than the path MTU is
+	// fragmented (IP_PMTUDISC_DONT).
+	PMTUDiscDont PMTUDisc = iota
+	// PMTUDiscWant sets DF on a packet that fits the path MTU, so a router
+	// with a smaller MTU reports it, and fragments a larger one without DF
+	// (IP_PMTUDISC_WANT, Linux's default for UDP and raw sockets).
+	PMTUDiscWant
+	// PMTUDiscDo always sets DF; a packet larger than the path MTU is
+	// refused with EMSGSIZE (IP_PMTUDISC_DO, what TCP uses).
+	PMTUDiscDo
+	// PMTUDiscProbe always sets DF and ignores the learned path MTU: only
+	// the device's MTU bounds the packet (IP_PMTUDISC_PROBE).
+	PMTUDiscProbe
+)
+
 // Output sends b (transport header and payload) from src to dst. A zero src
 // is chosen by the route. It prepends the IPv4 header, sets DF for TCP (path
 // MTU discovery) and fragments anything else larger than the path MTU. It
 // always takes ownership of b.
 func (l *Layer) Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error {
-	if proto == wire.IPProtocolICMP && b.Len() > 0 { // raw_send_hdrinc's icmp_out_count
+	mode := PMTUDiscDont
+	if proto == wire.IPProtocolTCP {
+		mode = PMTUDiscDo
+	}
+	l.countRawICMP(proto, b)
+	return l.output(src, dst, proto, 0, mode, b)
+}
+
+// OutputPMTU is Output with the socket's path MTU discovery mode (a UDP
+// socket's IP_MTU_DISCOVER): it decides DF and whether a packet larger than
+// the path MTU is fragmented or refused with ErrMsgSize.
+func (l *Layer) OutputPMTU(src, dst netip.Addr, proto uint8, mode PMTUDisc, b *pkt.Buffer) error {
+	l.countRawICMP(proto, b)
+	return l.output(src, dst, proto, 0, mode&^fromSocket|fromSocket, b)
+}
+
+// countRawICMP is raw_send_hdrinc's icmp_out_count for ICMP a caller built.
+func (l *Layer) countRawICMP(proto uint8, b *pkt.Buffer) {
+	if proto == wire.IPProtocolICMP && b.Len() > 0 {
 		l.ctr.inc(cIcmpOutMsgs)
 		l.ctr.icmpOut[b.Bytes()[0]].Add(1)
 	}
-	return l.output(src, dst, proto, 0, proto == wire.IPProtocolTCP, b)
 }
 
-// output is ip_queue_xmit/ip_build_and_send_pkt → ip_local_out → ip_output.
-func (l *Layer) output(src, dst netip.Addr, proto, tos uint8, df bool, b *pkt.Buffer) error {
+// fromSocket marks a mode passed by a socket's send call: a packet too big
+// for DF is refused as __ip_append_data does, before it is counted as sent.
+const fromSocket PMTUDisc = 0x80
+
+// output is ip_queue_xmit/ip_build_and_send_pkt → ip_local_out → ip_output,
+// with __ip_make_skb's choice of DF: set for PMTUDiscDo and Probe, and for
+// PMTUDiscWant when the packet fits the path MTU.
+func (l *Layer) output(src, dst netip.Addr, proto, tos uint8, mode PMTUDisc, b *pkt.Buffer) error {
 	if l.closed.Load() {
 		b.Release()
 		return ErrClosed
@@ -70,11 +113,25 @@ func (l *Layer) output(src, dst netip.Addr, proto, tos uint8, df bool, b *pkt.Bu
 	if !src.IsValid() {
 		src = nh.src
 	}
+	sock := mode&fromSocket != 0
+	mode &^= fromSocket
+	mtu := nh.mtu
+	if mode == PMTUDiscProbe { // ip_skb_dst_mtu with IP_PMTUDISC_PROBE: the device's MTU
+		mtu = l.mtu
+		if nh.kind == kindLocal {
+			mtu = loopbackMTU
+		}
+	}
+	total := wire.IPv4MinHeaderLen + b.Len()
+	df := mode >= PMTUDiscDo || (mode == PMTUDiscWant && total <= mtu)
+	if sock && df && total > mtu { // __ip_append_data: EMSGSIZE, nothing sent or counted
+		b.Release()
+		return ErrMsgSize
+	}
 	l.ctr.inc(cOutRequests)
 	r := wire.IPv4Repr{TOS: tos, ID: l.ident.next(src, dst, proto), DF: df,
 		TTL: uint8(l.sys.DefaultTTL.Load()), Protocol: proto, Src: src, Dst: dst}
-	total := wire.IPv4MinHeaderLen + b.Len()
-	if total <= nh.mtu {
+	if total <= mtu {
 		wire.PrependIPv4(b, &r)
 		l.ctr.add(cExtOutOctets, uint64(total))
 		return l.finishOutput(nh, b)
@@ -108,6 +165,9 @@ func (l *Layer) fragment(nh nextHop, r *wire.IPv4Repr, b *pkt.Buffer) error {
 		copy(fb.Append(n), payload[off:off+n])
 		r.FragOffset = off
 		r.MF = off+n < len(payload)
+		if !r.MF {
+			b.MoveOwner(fb) // the sender's charge leaves with the last fragment
+		}
 		wire.PrependIPv4(fb, r)
 		l.ctr.inc(cFragCreates)
 		l.ctr.add(cExtOutOctets, uint64(fb.Len()))
@@ -128,6 +188,7 @@ func (l *Layer) fragment(nh nextHop, r *wire.IPv4Repr, b *pkt.Buffer) error {
 func (l *Layer) finishOutput(nh nextHop, b *pkt.Buffer) error {
 	switch nh.kind {
 	case kindLocal:
+		b.Orphan() // loopback_xmit: the packet stays in the stack
 		wire.PrependEthernet(b, l.mac, l.mac, wire.EtherTypeIPv4)
 		b.Loopback = true
 		l.dev.Receive(b) // a false return was dropped and counted by the device

@@ -218,3 +218,72 @@ func TestOutputBroadcastAndMulticast(t *testing.T) {
 		t.Fatal("broadcast/multicast created neighbours")
 	}
 }
+
+// countingOwner is a socket's send buffer: what it is still charged.
+type countingOwner struct{ held int }
+
+func (o *countingOwner) Uncharge(n int) { o.held -= n }
+
+// TestOutputPMTUModes: a socket's IP_MTU_DISCOVER mode decides DF and what
+// a datagram above the path MTU becomes, as __ip_make_skb and
+// __ip_append_data do; the sender's charge is released when the last
+// frame has been handed on.
+func TestOutputPMTUModes(t *testing.T) {
+	h := newHarness(t)
+	h.learnPeer(peerIP, peerMAC)
+	h.l.updatePMTU(peerIP, 1000) // learned from a router: fragmentation needed, MTU 1000
+	tests := []struct {
+		mode   PMTUDisc
+		size   int // transport bytes
+		err    error
+		frames int
+		df     bool
+	}{
+		{PMTUDiscWant, 900, nil, 1, true},   // fits the path MTU: DF, so routers can report a smaller one
+		{PMTUDiscWant, 1200, nil, 2, false}, // too big: fragmented to the path MTU, DF clear
+		{PMTUDiscDont, 900, nil, 1, false},
+		{PMTUDiscDont, 1200, nil, 2, false},
+		{PMTUDiscDo, 980, nil, 1, true},
+		{PMTUDiscDo, 981, syscall.EMSGSIZE, 0, false}, // over the path MTU: refused, not sent
+		{PMTUDiscProbe, 1200, nil, 1, true},           // the learned MTU is ignored: only the device's counts
+		{PMTUDiscProbe, 1481, syscall.EMSGSIZE, 0, false},
+	}
+	for _, tc := range tests {
+		reqs, fails := h.l.Counter("IpOutRequests"), h.l.Counter("IpFragFails")
+		b := udpBuf(tc.size)
+		o := &countingOwner{held: 5000}
+		b.SetOwner(o, 5000)
+		err := h.l.OutputPMTU(ourIP, peerIP, wire.IPProtocolUDP, tc.mode, b)
+		f := h.dev.take()
+		if !errors.Is(err, tc.err) || len(f) != tc.frames {
+			t.Errorf("mode %d, %d bytes: err %v, %d frames; want %v, %d", tc.mode, tc.size, err, len(f), tc.err, tc.frames)
+			continue
+		}
+		if o.held != 0 {
+			t.Errorf("mode %d, %d bytes: the sender is still charged %d", tc.mode, tc.size, o.held)
+		}
+		for _, fr := range f {
+			ip := wire.IPv4(fr.data)
+			if ip.DF() != tc.df || len(fr.data) > 1500 || (tc.mode != PMTUDiscProbe && len(fr.data) > 1000) {
+				t.Errorf("mode %d, %d bytes: frame of %d bytes DF %v, want DF %v", tc.mode, tc.size, len(fr.data), ip.DF(), tc.df)
+			}
+		}
+		// A refused send was never sent (__ip_append_data): neither an output
+		// request nor a fragmentation failure.
+		wantReqs := reqs + 1
+		if tc.err != nil {
+			wantReqs = reqs
+		}
+		if got := h.l.Counter("IpOutRequests"); got != wantReqs || h.l.Counter("IpFragFails") != fails {
+			t.Errorf("mode %d, %d bytes: IpOutRequests +%d, IpFragFails +%d", tc.mode, tc.size, got-reqs, h.l.Counter("IpFragFails")-fails)
+		}
+	}
+	// A looped-back datagram is orphaned as it enters the stack.
+	b := udpBuf(100)
+	o := &countingOwner{held: 700}
+	b.SetOwner(o, 700)
+	if err := h.l.OutputPMTU(netipZero, ourIP, wire.IPProtocolUDP, PMTUDiscWant, b); err != nil || o.held != 0 {
+		t.Fatalf("loopback: %v, still charged %d", err, o.held)
+	}
+	h.drain()
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
-	"os/exec"
 	"runtime"
 	"testing"
 
@@ -19,10 +18,7 @@ import (
 // goroutines, a backlog and a worker to the ARP handler; Close then stops
 // every goroutine.
 func TestDeviceOverTAPReceivesKernelARP(t *testing.T) {
-	if _, err := exec.LookPath("ping"); err != nil {
-		netnstest.Require(t)
-		t.Skip("ping not installed (apt-get install iputils-ping)")
-	}
+	netnstest.RequireTool(t, "ping")
 	ns := netnstest.New(t)
 	baseline := runtime.NumGoroutine()
 	tap, err := ns.OpenTAP("tsd0", 2)

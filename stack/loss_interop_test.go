@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"io"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -182,9 +181,7 @@ func iptablesDrops(t *testing.T, ns *netnstest.NS, chain string) []uint64 {
 // data segments were lost: each must have been retransmitted, and
 // needless retransmissions stay few.
 func TestInteropIptablesLossAccounting(t *testing.T) {
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Fatal("iptables is needed for loss in the kernel path (apt-get install iptables)")
-	}
+	netnstest.RequireTool(t, "iptables") // loss in the kernel's path
 	ns, st := tapStack(t, nil)
 	rules := [][]string{
 		{"INPUT", "101:65535"}, // the stack's data

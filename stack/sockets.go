@@ -43,15 +43,17 @@ func (s *Stack) WriteSockets(w io.Writer) error {
 		fmt.Fprintln(bw)
 	}
 	// UDP sockets follow, as `ss -uanm` prints them: Recv-Q is the queue's
-	// charge against SO_RCVBUF (sk_rmem_alloc), skmem shows the buffer and
-	// the datagrams dropped because the queue was full.
+	// charge against SO_RCVBUF (sk_rmem_alloc), Send-Q what was sent and
+	// the link has not written yet (sk_wmem_alloc, against SO_SNDBUF);
+	// skmem shows both buffers and the datagrams dropped because the queue
+	// was full.
 	for _, u := range s.UDPSockets() {
 		peer := "*:*"
 		if u.Remote.IsValid() {
 			peer = u.Remote.String()
 		}
-		fmt.Fprintf(bw, "%-11s %-7d %-7d %-22s %-22s udp skmem:(r%d,rb%d,t0,tb%d,d%d)\n", u.State, u.RecvQ, u.SendQ,
-			u.Local, peer, u.RecvQ, u.RcvBuf, u.SndBuf, u.Drops)
+		fmt.Fprintf(bw, "%-11s %-7d %-7d %-22s %-22s udp skmem:(r%d,rb%d,t%d,tb%d,d%d)\n", u.State, u.RecvQ, u.SendQ,
+			u.Local, peer, u.RecvQ, u.RcvBuf, u.SendQ, u.SndBuf, u.Drops)
 	}
 	return bw.Flush()
 }

@@ -222,6 +222,16 @@ func (n *network) Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error 
 	return ip.Output(src, dst, proto, b)
 }
 
+// OutputPMTU is Output with a UDP socket's path MTU discovery mode.
+func (n *network) OutputPMTU(src, dst netip.Addr, proto uint8, mode udp.PMTUDisc, b *pkt.Buffer) error {
+	ip := (*Stack)(n).ipLayer()
+	if ip == nil {
+		b.Release()
+		return ErrNoLink
+	}
+	return ip.OutputPMTU(src, dst, proto, ipv4.PMTUDisc(mode), b)
+}
+
 // OutputGSO sends a TCP super-segment for the device to cut at mss. Without
 // TSO the IPv4 layer hands b back, and TCP gets tcp.ErrNoGSO to segment it
 // in software.

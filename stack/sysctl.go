@@ -53,6 +53,7 @@ func (s *Stack) registry() map[string]*sysctl {
 		"net.core.rmem_default":        {vals: ints(&u.RmemDefault), min: 2304, max: maxInt / 2},
 		"net.core.wmem_default":        {vals: ints(&u.WmemDefault), min: 2304, max: maxInt / 2},
 
+		"net.ipv4.ip_no_pmtu_disc":                      {vals: ints(&u.NoPMTUDisc), min: 0, max: 3},
 		"net.ipv4.ip_default_ttl":                       {vals: ints(&ip.DefaultTTL), min: 1, max: 255},
 		"net.ipv4.ipfrag_high_thresh":                   {vals: ints(&ip.IpfragHighThresh), min: 0, max: 1 << 30},
 		"net.ipv4.ipfrag_time":                          {vals: ints(&ip.IpfragTime), min: 1, max: 3600},

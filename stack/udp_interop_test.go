@@ -1,15 +1,20 @@
 package stack_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
 	"net/netip"
-	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/tapstack/tapstack/internal/netnstest"
 	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/udp"
 )
 
 // TestInteropDNSThroughDnsmasq: Go's resolver (net.Resolver, PreferGo)
@@ -17,13 +22,9 @@ import (
 // on the kernel side of the TAP; a name it does not know is NXDOMAIN.
 func TestInteropDNSThroughDnsmasq(t *testing.T) {
 	ns, st := tapStack(t, nil)
-	bin, err := exec.LookPath("dnsmasq")
-	if err != nil {
-		t.Fatal("dnsmasq is needed (apt-get install dnsmasq-base)")
-	}
 	// -k: stay in the foreground; -C /dev/null: no config file; no
 	// upstream servers, no hosts file: only the names given here.
-	dns := ns.Command(testwait.Context(t), bin, "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+	dns := ns.Command(testwait.Context(t), "dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
 		"--listen-address=10.0.0.1", "--port=53", "--user=root", "--pid-file=", "--log-facility=-",
 		"--local=/lan.test/", "--host-record=a.lan.test,192.0.2.7", "--host-record=b.lan.test,198.51.100.9")
 	var out strings.Builder
@@ -49,7 +50,7 @@ func TestInteropDNSThroughDnsmasq(t *testing.T) {
 	}
 	// dnsmasq answers for lan.test alone (--local): an unknown name in it is
 	// NXDOMAIN, which the resolver reports as not found.
-	_, err = r.LookupNetIP(ctx, "ip4", "absent.lan.test")
+	_, err := r.LookupNetIP(ctx, "ip4", "absent.lan.test")
 	var de *net.DNSError
 	if !errors.As(err, &de) || !de.IsNotFound {
 		t.Fatalf("an unknown name: %v, want not found", err)
@@ -119,4 +120,145 @@ func TestInteropUDPFloodOverrunsSocket(t *testing.T) {
 	if ss := st.UDPSockets(); len(ss) != 1 || ss[0].RecvQ != fit*1600 || ss[0].Drops != int(d["UdpRcvbufErrors"]) {
 		t.Fatalf("ss: %+v", ss)
 	}
+}
+
+// TestInteropUDPPathMTUThroughKernelRouter: the kernel in the TAP's
+// namespace routes to a second namespace over a veth of MTU 1000. A
+// tapstack datagram of 1400 bytes leaves with DF (PMTUDiscWant), the kernel
+// router refuses it with ICMP fragmentation needed (its IpFragFails), the
+// path MTU drops to 1000, the connected socket reports EMSGSIZE once, and
+// the same datagram sent again goes as fragments the kernel reassembles.
+// PMTUDiscDo then refuses what does not fit and sends what does.
+func TestInteropUDPPathMTUThroughKernelRouter(t *testing.T) {
+	ns, st := tapStack(t, nil)
+	peer := netnstest.New(t)
+	ns.MustIP("link", "add", "vr0", "mtu", "1000", "type", "veth", "peer", "name", "vp0", "netns", peer.Name())
+	ns.AddrAdd("vr0", "10.9.0.1/24")
+	ns.LinkUp("vr0")
+	peer.MustIP("link", "set", "vp0", "mtu", "1000")
+	peer.AddrAdd("vp0", "10.9.0.2/24")
+	peer.LinkUp("vp0")
+	peer.MustIP("route", "add", "default", "via", "10.9.0.1")
+	if out, err := ns.Run("sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+		t.Fatalf("ip_forward: %v %s", err, out)
+	}
+	if err := st.AddRoute(netip.MustParsePrefix("10.9.0.0/24"), netip.MustParseAddr("10.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	// The receiver prints each datagram's length and stops after three.
+	rx := peer.Command(testwait.Context(t), "/usr/bin/python3", "-c", `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.9.0.2", 9000))
+print("ready", flush=True)
+for _ in range(3):
+    print(len(s.recv(65535)), flush=True)
+`)
+	stdout, err := rx.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	rx.Stderr = &stderr
+	if err := rx.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rx.Process.Kill(); rx.Wait() })
+	lines := bufio.NewScanner(stdout)
+	next := func() string {
+		if !lines.Scan() {
+			t.Fatalf("receiver ended: %v %s", lines.Err(), stderr.String())
+		}
+		return lines.Text()
+	}
+	if l := next(); l != "ready" {
+		t.Fatalf("receiver: %q", l)
+	}
+	nc, err := st.Dial("udp", "10.9.0.2:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := nc.(*udp.Conn)
+	routerFails := func() uint64 { return kernelSnmp(t, ns, "Ip", "FragFails") }
+	fails0 := routerFails()
+	msg := make([]byte, 1400)
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, "the kernel router's fragmentation needed to lower the path MTU", func() bool {
+		mtu, _ := c.PathMTU()
+		return mtu == 1000
+	})
+	if d := routerFails() - fails0; d != 1 {
+		t.Fatalf("router IpFragFails +%d, want +1 (the DF datagram it could not forward)", d)
+	}
+	c.SetReadDeadline(time.Now().Add(time.Until(testwait.Deadline(t)) / 2))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.EMSGSIZE) {
+		t.Fatalf("after fragmentation needed: %v, want EMSGSIZE", err)
+	}
+	creates := counter(t, st, "IpFragCreates")
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if d := counter(t, st, "IpFragCreates") - creates; d != 2 {
+		t.Fatalf("1428 bytes at path MTU 1000: %d fragments, want 2", d)
+	}
+	if l := next(); l != "1400" {
+		t.Fatalf("the kernel received %s bytes, want the 1400-byte datagram reassembled", l)
+	}
+	c.SetPMTUDiscover(udp.PMTUDiscDo)
+	if _, err := c.Write(msg); !errors.Is(err, syscall.EMSGSIZE) {
+		t.Fatalf("PMTUDiscDo over the path MTU: %v, want EMSGSIZE", err)
+	}
+	if _, err := c.Write(msg[:972]); err != nil {
+		t.Fatal(err)
+	}
+	if l := next(); l != "972" {
+		t.Fatalf("the kernel received %s bytes, want 972", l)
+	}
+	// Unconnected sockets discover the path too; the next datagram to the
+	// same destination is fragmented from the start and arrives.
+	pc, err := st.ListenUDP(netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.WriteToUDPAddrPort(msg, netip.MustParseAddrPort("10.9.0.2:9000")); err != nil {
+		t.Fatal(err)
+	}
+	if l := next(); l != "1400" {
+		t.Fatalf("the kernel received %s bytes, want 1400", l)
+	}
+}
+
+// kernelSnmp reads one counter of /proc/net/snmp in ns (proto "Ip", "Udp", …).
+func kernelSnmp(t *testing.T, ns *netnstest.NS, proto, name string) uint64 {
+	t.Helper()
+	out, err := ns.Run("cat", "/proc/net/snmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != proto+":" {
+			continue
+		}
+		if names == nil {
+			names = f[1:]
+			continue
+		}
+		for i, n := range names {
+			if n == name && i+1 < len(f) {
+				v, err := strconv.ParseUint(f[i+1], 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatalf("no %s %s in /proc/net/snmp", proto, name)
+	return 0
 }

@@ -102,6 +102,7 @@ func (c *Conn) rcvAck(sg *segment, out *outBatch) ackResult {
 	}
 	c.sb.delivered += uint32(st.sackDelivered)
 	c.probesOut = 0 // the peer is alive (tcp_ack)
+	c.errSoft = 0   // and the path works: forget a soft ICMP error
 	if priorPackets == 0 {
 		// no_queue: nothing was in flight (say, a zero-window probe's
 		// answer); a D-SACK may still undo a reduction.

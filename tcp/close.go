@@ -143,13 +143,12 @@ func (c *Conn) closeLocked(out *outBatch) {
 	c.armTimer()
 }
 
-// hardErr maps the stored error for the user (Linux sock_error).
+// writeErr is the error a write on a dead connection returns (Linux
+// sk_stream_error after sock_error): the error that killed it (a reset,
+// a refusal, a timeout or the ICMP error that ended it), else EPIPE.
 func (c *Conn) writeErr() error {
-	if c.err != nil {
-		if c.err == syscall.ECONNREFUSED || c.err == syscall.ETIMEDOUT || c.err == syscall.ECONNRESET {
-			return c.err
-		}
-		return syscall.EPIPE
+	if e, ok := c.err.(syscall.Errno); ok {
+		return e
 	}
 	return syscall.EPIPE
 }

@@ -4,22 +4,29 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"syscall"
-)
 
-// ICMP types and codes TCP reacts to.
-const (
-	icmpDestUnreach = 3
-	icmpFragNeeded  = 4
-	icmpTimeExceed  = 11
+	"github.com/tapstack/tapstack/wire"
 )
 
 // Control handles an ICMP error quoting one of our segments (Linux
 // tcp_v4_err): src and dst are the quoted packet's addresses (ours, the
 // peer's), quoted holds at least the first 8 bytes of its TCP header and
 // mtu is the next-hop MTU of a fragmentation-needed message.
+//
+// Fragmentation needed shrinks the MSS to the path MTU. Any other error
+// (icmp_err_convert's errno, EHOSTUNREACH for time exceeded, EPROTO for a
+// parameter problem) aborts a connection still in its handshake, so
+// connect(2) fails with it at once. An established connection keeps
+// trying (RFC 1122 §4.2.3.9): the error is soft (sk_err_soft), forgotten
+// when an ACK shows the path works, and reported in place of ETIMEDOUT if
+// the connection times out.
 func (s *Stack) Control(typ, code uint8, mtu int, src, dst netip.Addr, quoted []byte) {
 	if len(quoted) < 8 {
 		return
+	}
+	err, _, ok := wire.ICMPv4Errno(typ, code)
+	if !ok {
+		return // source quench (ignored, RFC 6633), redirect, unknown codes
 	}
 	id := tuple{netip.AddrPortFrom(src, binary.BigEndian.Uint16(quoted[0:])),
 		netip.AddrPortFrom(dst, binary.BigEndian.Uint16(quoted[2:]))}
@@ -34,28 +41,51 @@ func (s *Stack) Control(typ, code uint8, mtu int, src, dst netip.Addr, quoted []
 	c.mu.Lock()
 	if c.state != StateSynSent && !(seq.geq(c.sndUna) && seq.leq(c.sndNxt)) {
 		c.mu.Unlock()
-		return // out-of-window ICMP (OutOfWindowIcmps)
+		s.mib.inc(cOutOfWindowIcmps)
+		return
 	}
 	switch {
-	case typ == icmpDestUnreach && code == icmpFragNeeded:
+	case typ == wire.ICMPv4DestUnreach && code == wire.ICMPv4FragNeeded:
 		c.mtuReduced(mtu, &out)
-	case typ == icmpDestUnreach || typ == icmpTimeExceed:
-		if c.state == StateSynSent || c.state == StateSynRecv {
-			err := syscall.EHOSTUNREACH
-			switch code {
-			case 0:
-				err = syscall.ENETUNREACH
-			case 2:
-				err = syscall.ENOPROTOOPT
-			case 3:
-				err = syscall.ECONNREFUSED
-			}
-			c.reset(err)
+	case c.state == StateSynSent || c.state == StateSynRecv:
+		c.reset(err)
+	case c.state.synchronized():
+		c.errSoft = uint8(err)
+		if typ == wire.ICMPv4DestUnreach && (code == wire.ICMPv4NetUnreach || code == wire.ICMPv4HostUnreach) {
+			c.ldRTORevert(seq, &out)
 		}
-		// Established connections treat these as soft errors (RFC 1122 §4.2.3.9).
 	}
 	c.armTimer()
 	c.unlockSend(&out)
+}
+
+// ldRTORevert is RFC 6069 (Linux tcp_ld_RTO_revert): a net or host
+// unreachable about the segment at snd_una, while the RTO is backed off,
+// says the segment did not get through because of a routing failure, not
+// congestion. One backoff step is undone, and the retransmission timer is
+// re-armed for what is left of the shorter timeout, or fires now if none
+// is, so the connection notices a repaired path sooner.
+func (c *Conn) ldRTORevert(seq seqnum, out *outBatch) {
+	if seq != c.sndUna || c.retransmits == 0 || c.backoff == 0 || c.sb.n == 0 {
+		return
+	}
+	c.backoff--
+	if left := c.rtoBackoff() - c.s.since(c.sb.at(0).sent); left > 0 {
+		c.resetXmitTimer(timerRTO, left)
+		return
+	}
+	c.retransmitTimer(out)
+}
+
+// timedOut is tcp_write_err: the connection gives up, with the last soft
+// ICMP error if there was one (a host unreachable says more than
+// ETIMEDOUT).
+func (c *Conn) timedOut() {
+	err := syscall.ETIMEDOUT
+	if c.errSoft != 0 {
+		err = syscall.Errno(c.errSoft)
+	}
+	c.reset(err)
 }
 
 // mtuReduced mirrors tcp_v4_mtu_reduced + tcp_simple_retransmit: shrink

@@ -46,6 +46,7 @@ const (
 	cTCPAbortOnClose
 	cTCPAbortOnMemory
 	cTCPAbortOnTimeout
+	cOutOfWindowIcmps
 	cTCPAbortOnLinger
 	cTCPAbortFailed
 	cTCPTimeWaitOverflow
@@ -106,7 +107,7 @@ var counterNames = [numCounters]string{
 	cTCPRcvQDrop: "TcpExtTCPRcvQDrop", cTCPZeroWindowDrop: "TcpExtTCPZeroWindowDrop",
 	cDelayedACKs: "TcpExtDelayedACKs", cTCPAbortOnData: "TcpExtTCPAbortOnData",
 	cTCPAbortOnClose: "TcpExtTCPAbortOnClose", cTCPAbortOnMemory: "TcpExtTCPAbortOnMemory",
-	cTCPAbortOnTimeout: "TcpExtTCPAbortOnTimeout", cTCPAbortOnLinger: "TcpExtTCPAbortOnLinger",
+	cTCPAbortOnTimeout: "TcpExtTCPAbortOnTimeout", cOutOfWindowIcmps: "TcpExtOutOfWindowIcmps", cTCPAbortOnLinger: "TcpExtTCPAbortOnLinger",
 	cTCPAbortFailed: "TcpExtTCPAbortFailed", cTCPTimeWaitOverflow: "TcpExtTCPTimeWaitOverflow",
 	cTW: "TcpExtTW", cTCPKeepAlive: "TcpExtTCPKeepAlive", cTCPWinProbe: "TcpExtTCPWinProbe",
 	cTCPOrigDataSent: "TcpExtTCPOrigDataSent",

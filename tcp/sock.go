@@ -129,6 +129,7 @@ type Conn struct {
 	ackPending   bool
 	pingpong     bool // interactive: ACKs wait to ride on data (ICSK_ACK pingpong)
 	ackNow       bool
+	errSoft      uint8 // sk_err_soft: the last ICMP error (an errno) of a connection that goes on
 	quickAcks    int
 	unackedBytes int
 

@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"syscall"
 	"time"
 
 	"github.com/tapstack/tapstack/wire"
@@ -89,7 +88,7 @@ func (c *Conn) retransmitTimer(out *outBatch) {
 	switch c.state {
 	case StateSynSent, StateSynRecv:
 		if c.synRetries >= int32(c.s.sys.SynRetries.Load()) {
-			c.reset(syscall.ETIMEDOUT)
+			c.timedOut()
 			return
 		}
 		c.synRetries++
@@ -120,7 +119,7 @@ func (c *Conn) retransmitTimer(out *outBatch) {
 	m.inc(cTCPTimeouts)
 	if c.retransmitsTimedOut(retryUntil, tcpRTOMin) {
 		m.inc(cTCPAbortOnTimeout)
-		c.reset(syscall.ETIMEDOUT)
+		c.timedOut()
 		return
 	}
 	c.enterLoss()
@@ -152,7 +151,7 @@ func (c *Conn) probeTimer(out *outBatch) {
 	}
 	if c.probesOut >= int(c.s.sys.Retries2.Load()) {
 		c.s.mib.inc(cTCPAbortOnTimeout)
-		c.reset(syscall.ETIMEDOUT)
+		c.timedOut()
 		return
 	}
 	c.probesOut++
@@ -181,7 +180,7 @@ func (c *Conn) keepaliveTimer(out *outBatch) {
 	}
 	if c.probesOut >= int(c.kaProbes) {
 		c.s.mib.inc(cTCPAbortOnTimeout)
-		c.reset(syscall.ETIMEDOUT)
+		c.timedOut()
 		return
 	}
 	c.probesOut++

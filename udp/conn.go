@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,12 +44,16 @@ type Conn struct {
 	head, n   int
 	rmemAlloc int   // sk_rmem_alloc: truesize of the queued datagrams
 	rcvbuf    int   // sk_rcvbuf
-	sndbuf    int   // sk_sndbuf
 	drops     int   // sk_drops
 	err       error // pending socket error (sk_err), returned once
 	closed    bool
 
+	sndbuf   atomic.Int64  // sk_sndbuf
+	wmem     atomic.Int64  // sk_wmem_alloc: truesize of sent datagrams the link has not taken yet
+	pmtudisc atomic.Uint32 // IP_MTU_DISCOVER (a PMTUDisc)
+
 	rdWait sockwait.Waiter
+	wrWait sockwait.Waiter // writers waiting for send buffer room (sock_wait_for_wmem)
 	rdDL   sockwait.LazyDeadline
 	wrDL   sockwait.LazyDeadline
 }
@@ -65,7 +70,32 @@ var (
 )
 
 func (s *Stack) newConn() *Conn {
-	return &Conn{s: s, rcvbuf: clampBuf(s.sys.RmemDefault.Load()), sndbuf: clampBuf(s.sys.WmemDefault.Load())}
+	c := &Conn{s: s, rcvbuf: clampBuf(s.sys.RmemDefault.Load())}
+	c.sndbuf.Store(int64(clampBuf(s.sys.WmemDefault.Load())))
+	if s.sys.NoPMTUDisc.Load() == 0 {
+		c.pmtudisc.Store(uint32(PMTUDiscWant))
+	}
+	return c
+}
+
+// sender is the Conn as the owner of the buffers it sent (pkt.Owner): what
+// the link has not written yet stays charged to the send buffer.
+type sender Conn
+
+// Uncharge is sock_wfree: the link took a datagram; writers waiting for
+// room are woken once half the send buffer is free (sock_def_write_space).
+func (o *sender) Uncharge(n int) {
+	c := (*Conn)(o)
+	if c.wmem.Add(-int64(n))*2 < c.sndbuf.Load() {
+		c.wrWait.Wake()
+	}
+}
+
+// txTruesize is what a datagram of n payload bytes costs the send buffer:
+// the skb ip_append_data allocates (UDP, IP and link headers) with its
+// overhead, as the receive side charges.
+func txTruesize(n int) int {
+	return truesizeOverhead + (n+wire.UDPHeaderLen+wire.IPv4MinHeaderLen+14+63)&^63
 }
 
 func clampBuf(v int64) int { return max(int(v), sockMinRcvbuf) }
@@ -176,21 +206,49 @@ func (c *Conn) opErr(op string, addr netip.AddrPort, err error) error {
 // recvfrom(2) does. It blocks until a datagram arrives, the read deadline
 // passes, a pending ICMP error is reported, or the socket is closed.
 func (c *Conn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
+	n, _, from, err := c.read(p)
+	return n, from, err
+}
+
+// ReadMsgUDPAddrPort is recvmsg(2): as ReadFromUDPAddrPort, and flags has
+// syscall.MSG_TRUNC when the datagram was longer than p. The socket
+// delivers no ancillary data (no IP_PKTINFO or IP_RECVERR), so oobn is
+// always 0.
+func (c *Conn) ReadMsgUDPAddrPort(p, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error) {
+	n, size, from, err := c.read(p)
+	if size > n {
+		flags |= syscall.MSG_TRUNC
+	}
+	return n, 0, flags, from, err
+}
+
+// ReadMsgUDP is ReadMsgUDPAddrPort with a *net.UDPAddr, as net.UDPConn has.
+func (c *Conn) ReadMsgUDP(p, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
+	n, oobn, flags, from, err := c.ReadMsgUDPAddrPort(p, oob)
+	if err == nil {
+		addr = net.UDPAddrFromAddrPort(from)
+	}
+	return n, oobn, flags, addr, err
+}
+
+// read takes the next datagram: the bytes copied to p and the datagram's
+// length.
+func (c *Conn) read(p []byte) (int, int, netip.AddrPort, error) {
 	for {
 		if c.rdDL.Passed() {
 			c.rdWait.Wake() // chain the wake-up to other readers
-			return 0, netip.AddrPort{}, c.opErr("read", c.remote, os.ErrDeadlineExceeded)
+			return 0, 0, netip.AddrPort{}, c.opErr("read", c.remote, os.ErrDeadlineExceeded)
 		}
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
-			return 0, netip.AddrPort{}, c.opErr("read", c.remote, net.ErrClosed)
+			return 0, 0, netip.AddrPort{}, c.opErr("read", c.remote, net.ErrClosed)
 		}
 		if c.err != nil { // sock_error: reported once
 			err := c.err
 			c.err = nil
 			c.mu.Unlock()
-			return 0, netip.AddrPort{}, c.opErr("read", c.remote, err)
+			return 0, 0, netip.AddrPort{}, c.opErr("read", c.remote, err)
 		}
 		if c.n > 0 {
 			d := c.q[c.head]
@@ -200,12 +258,12 @@ func (c *Conn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 			c.rmemAlloc -= d.size
 			more := c.n > 0
 			c.mu.Unlock()
-			n := copy(p, d.b.Bytes())
+			n, size := copy(p, d.b.Bytes()), d.b.Len()
 			d.b.Release()
 			if more {
 				c.rdWait.Wake()
 			}
-			return n, d.from, nil
+			return n, size, d.from, nil
 		}
 		c.mu.Unlock()
 		<-c.rdWait.Get()
@@ -231,24 +289,36 @@ func (c *Conn) Read(p []byte) (int, error) {
 // WriteToUDPAddrPort sends p as one datagram to addr (udp_sendmsg). On a
 // connected socket addr must be the peer or unset (EISCONN otherwise). A
 // payload above MaxPayload is EMSGSIZE; one above the path MTU is
-// fragmented. Sending to a broadcast address is allowed, as on the sockets
-// Go's net package opens (SO_BROADCAST).
+// fragmented, or EMSGSIZE under PMTUDiscDo (SetPMTUDiscover). Sending to a
+// broadcast address is allowed, as on the sockets Go's net package opens
+// (SO_BROADCAST).
+//
+// A datagram stays charged to SO_SNDBUF until the link has written it: a
+// write that finds the send buffer full blocks until the link drains it
+// (sock_alloc_send_pskb), or until the write deadline passes.
 func (c *Conn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
-	if c.wrDL.Passed() {
-		return 0, c.opErr("write", addr, os.ErrDeadlineExceeded)
-	}
-	c.mu.Lock()
-	switch {
-	case c.closed:
+	for {
+		if c.wrDL.Passed() {
+			c.wrWait.Wake() // chain the wake-up to other writers
+			return 0, c.opErr("write", addr, os.ErrDeadlineExceeded)
+		}
+		c.mu.Lock()
+		switch {
+		case c.closed:
+			c.mu.Unlock()
+			return 0, c.opErr("write", addr, net.ErrClosed)
+		case c.err != nil:
+			err := c.err
+			c.err = nil
+			c.mu.Unlock()
+			return 0, c.opErr("write", addr, err)
+		}
 		c.mu.Unlock()
-		return 0, c.opErr("write", addr, net.ErrClosed)
-	case c.err != nil:
-		err := c.err
-		c.err = nil
-		c.mu.Unlock()
-		return 0, c.opErr("write", addr, err)
+		if c.wmem.Load() < c.sndbuf.Load() {
+			break
+		}
+		<-c.wrWait.Get()
 	}
-	c.mu.Unlock()
 	if c.remote.IsValid() {
 		if addr.IsValid() && addr != c.remote {
 			return 0, c.opErr("write", addr, syscall.EISCONN)
@@ -274,7 +344,10 @@ func (c *Conn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	b := pkt.Get(wire.UDPHeaderLen + len(p))
 	copy(b.Append(len(p)), p)
 	wire.PrependUDP(b, netip.AddrPortFrom(src, c.local.Port()), addr)
-	if err := c.s.net.Output(src, addr.Addr(), wire.IPProtocolUDP, b); err != nil {
+	size := txTruesize(len(p))
+	c.wmem.Add(int64(size))
+	b.SetOwner((*sender)(c), size)
+	if err := c.s.net.OutputPMTU(src, addr.Addr(), wire.IPProtocolUDP, PMTUDisc(c.pmtudisc.Load()), b); err != nil {
 		if errors.Is(err, syscall.ENOBUFS) {
 			// udp_send_skb: a full device queue is not the sender's error.
 			c.s.mib[cSndbufErrors].Add(1)
@@ -321,6 +394,7 @@ func (c *Conn) Close() error {
 	c.rdDL.Stop()
 	c.wrDL.Stop()
 	c.rdWait.Wake()
+	c.wrWait.Wake()
 	return nil
 }
 
@@ -342,7 +416,7 @@ func (c *Conn) RemoteAddrPort() netip.AddrPort { return c.remote }
 // SetDeadline implements net.Conn.
 func (c *Conn) SetDeadline(t time.Time) error {
 	c.rdDL.Set(c.s.clock, t, &c.rdWait)
-	c.wrDL.Set(c.s.clock, t, &c.rdWait)
+	c.wrDL.Set(c.s.clock, t, &c.wrWait)
 	return nil
 }
 
@@ -352,10 +426,10 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline implements net.Conn (writes never block: a passed
-// deadline fails them).
+// SetWriteDeadline implements net.Conn: it bounds a write waiting for send
+// buffer room.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wrDL.Set(c.s.clock, t, &c.rdWait)
+	c.wrDL.Set(c.s.clock, t, &c.wrWait)
 	return nil
 }
 
@@ -370,14 +444,41 @@ func (c *Conn) SetReadBuffer(bytes int) error {
 }
 
 // SetWriteBuffer sets SO_SNDBUF (twice bytes, clamped to
-// net.core.wmem_max). Writes complete synchronously, so it bounds nothing
-// yet beyond what Sockets reports.
+// net.core.wmem_max): how much of what the socket sent may wait for the
+// link before a write blocks.
 func (c *Conn) SetWriteBuffer(bytes int) error {
-	v := max(min(int64(bytes), c.s.sys.WmemMax.Load())*2, sockMinRcvbuf)
-	c.mu.Lock()
-	c.sndbuf = int(v)
-	c.mu.Unlock()
+	c.sndbuf.Store(max(min(int64(bytes), c.s.sys.WmemMax.Load())*2, sockMinRcvbuf))
+	c.wrWait.Wake() // a larger buffer may have room now
 	return nil
+}
+
+// SetPMTUDiscover sets IP_MTU_DISCOVER: whether datagrams carry DF and what
+// happens to one larger than the path MTU (see PMTUDisc). A new socket has
+// PMTUDiscWant unless net.ipv4.ip_no_pmtu_disc is set.
+func (c *Conn) SetPMTUDiscover(mode PMTUDisc) error {
+	if mode > PMTUDiscProbe {
+		return c.opErr("setsockopt", c.remote, syscall.EINVAL)
+	}
+	c.pmtudisc.Store(uint32(mode))
+	return nil
+}
+
+// PMTUDiscover returns the IP_MTU_DISCOVER mode.
+func (c *Conn) PMTUDiscover() PMTUDisc { return PMTUDisc(c.pmtudisc.Load()) }
+
+// PathMTU is getsockopt(IP_MTU) on a connected socket: the path MTU to the
+// peer as learned so far (ENOTCONN on an unconnected socket). With
+// PMTUDiscDo, a datagram of PathMTU less 28 bytes is the largest that can
+// be sent.
+func (c *Conn) PathMTU() (int, error) {
+	if !c.remote.IsValid() {
+		return 0, c.opErr("getsockopt", c.remote, syscall.ENOTCONN)
+	}
+	_, mtu, err := c.s.net.Route(c.remote.Addr())
+	if err != nil {
+		return 0, c.opErr("getsockopt", c.remote, err)
+	}
+	return mtu, nil
 }
 
 // SocketInfo is one UDP socket as `ss -uanm` shows it.
@@ -385,7 +486,7 @@ type SocketInfo struct {
 	State         string // UNCONN or ESTAB (connected)
 	Local, Remote netip.AddrPort
 	RecvQ         int // queued bytes as charged (sk_rmem_alloc)
-	SendQ         int // always 0: writes complete synchronously
+	SendQ         int // sent bytes the link has not written yet, as charged (sk_wmem_alloc)
 	RcvBuf        int // SO_RCVBUF
 	SndBuf        int // SO_SNDBUF
 	Drops         int // datagrams refused by a full queue (sk_drops)
@@ -400,7 +501,7 @@ func (s *Stack) Sockets() []SocketInfo {
 		for _, c := range list {
 			c.mu.Lock()
 			si := SocketInfo{State: "UNCONN", Local: c.local, Remote: c.remote, RecvQ: c.rmemAlloc,
-				RcvBuf: c.rcvbuf, SndBuf: c.sndbuf, Drops: c.drops, Datagrams: c.n}
+				SendQ: int(c.wmem.Load()), RcvBuf: c.rcvbuf, SndBuf: int(c.sndbuf.Load()), Drops: c.drops, Datagrams: c.n}
 			c.mu.Unlock()
 			if c.remote.IsValid() {
 				si.State = "ESTAB"

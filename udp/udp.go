@@ -20,9 +20,11 @@ import (
 
 // Network is what UDP needs from the IP layer.
 type Network interface {
-	// Output sends b (UDP header and payload) from src to dst; it takes
-	// ownership of b and fragments what exceeds the path MTU.
-	Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error
+	// OutputPMTU sends b (UDP header and payload) from src to dst with the
+	// socket's path MTU discovery mode, which decides DF and whether what
+	// exceeds the path MTU is fragmented or refused with EMSGSIZE. It takes
+	// ownership of b.
+	OutputPMTU(src, dst netip.Addr, proto uint8, mode PMTUDisc, b *pkt.Buffer) error
 	// Route returns the source address for dst.
 	Route(dst netip.Addr) (src netip.Addr, mtu int, err error)
 }
@@ -33,6 +35,10 @@ type Network interface {
 type Sysctls struct {
 	RmemDefault atomic.Int64 // net.core.rmem_default: SO_RCVBUF of a new socket
 	WmemDefault atomic.Int64 // net.core.wmem_default: SO_SNDBUF of a new socket
+
+	// NoPMTUDisc is net.ipv4.ip_no_pmtu_disc: 0 gives a new socket
+	// PMTUDiscWant, anything else PMTUDiscDont (inet_create).
+	NoPMTUDisc atomic.Int64
 
 	RmemMax, WmemMax  *atomic.Int64 // net.core.rmem_max, wmem_max: SO_RCVBUF/SO_SNDBUF ceilings
 	PortLow, PortHigh *atomic.Int64 // net.ipv4.ip_local_port_range
@@ -49,6 +55,27 @@ func NewSysctls() *Sysctls {
 	s.PortHigh.Store(60999)
 	return s
 }
+
+// PMTUDisc is a socket's path MTU discovery mode (IP_MTU_DISCOVER); the
+// values are Linux's IP_PMTUDISC_*.
+type PMTUDisc uint8
+
+const (
+	// PMTUDiscDont: never DF; a datagram larger than the path MTU is
+	// fragmented.
+	PMTUDiscDont PMTUDisc = iota
+	// PMTUDiscWant (the default): DF on a datagram that fits the path MTU,
+	// so that a router with a smaller MTU says so (ICMP fragmentation
+	// needed lowers the path MTU, and a connected socket gets EMSGSIZE
+	// once); a larger one is fragmented.
+	PMTUDiscWant
+	// PMTUDiscDo: always DF; a datagram larger than the path MTU fails
+	// with EMSGSIZE.
+	PMTUDiscDo
+	// PMTUDiscProbe: always DF, bounded by the device MTU only, whatever
+	// path MTU was learned (for a prober such as tracepath).
+	PMTUDiscProbe
+)
 
 // Config configures a Stack.
 type Config struct {
@@ -192,24 +219,14 @@ func (s *Stack) Control(typ, code uint8, src, dst netip.Addr, quoted []byte) {
 	}
 	u := wire.UDP(quoted)
 	local, remote := netip.AddrPortFrom(src, u.SrcPort()), netip.AddrPortFrom(dst, u.DstPort())
-	var err syscall.Errno
-	hard := false
-	switch typ {
-	case icmpTimeExceeded:
-		err = syscall.EHOSTUNREACH
-	case icmpParamProblem:
-		err, hard = syscall.EPROTO, true
-	case icmpDestUnreach:
-		if code == icmpFragNeeded {
-			err, hard = syscall.EMSGSIZE, true
-			break
-		}
-		err = syscall.EHOSTUNREACH
-		if int(code) < len(icmpErrConvert) {
-			err, hard = icmpErrConvert[code].errno, icmpErrConvert[code].fatal
-		}
-	default:
+	err, hard, ok := wire.ICMPv4Errno(typ, code)
+	if !ok {
 		return // source quench, redirect: nothing for the socket
+	}
+	if typ == wire.ICMPv4DestUnreach && code == wire.ICMPv4FragNeeded {
+		// The IP layer has lowered the path MTU already; a socket that
+		// discovers it is told once (one with PMTUDiscDont is not).
+		hard = true
 	}
 	s.mu.RLock()
 	c := s.lookupLocked(remote, local)
@@ -217,38 +234,10 @@ func (s *Stack) Control(typ, code uint8, src, dst netip.Addr, quoted []byte) {
 	if c == nil || !hard || !c.remote.IsValid() {
 		return
 	}
+	if err == syscall.EMSGSIZE && PMTUDisc(c.pmtudisc.Load()) == PMTUDiscDont {
+		return
+	}
 	c.setError(err)
-}
-
-const (
-	icmpDestUnreach  = 3
-	icmpTimeExceeded = 11
-	icmpParamProblem = 12
-	icmpFragNeeded   = 4
-)
-
-// icmpErrConvert is Linux's icmp_err_convert: the errno and whether it is
-// fatal (hard) for each destination-unreachable code.
-var icmpErrConvert = [...]struct {
-	errno syscall.Errno
-	fatal bool
-}{
-	{syscall.ENETUNREACH, false},  // net unreachable
-	{syscall.EHOSTUNREACH, false}, // host unreachable
-	{syscall.ENOPROTOOPT, true},   // protocol unreachable
-	{syscall.ECONNREFUSED, true},  // port unreachable
-	{syscall.EMSGSIZE, false},     // fragmentation needed
-	{syscall.EOPNOTSUPP, false},   // source route failed
-	{syscall.ENETUNREACH, true},   // net unknown
-	{syscall.EHOSTDOWN, true},     // host unknown
-	{syscall.ENONET, true},        // host isolated
-	{syscall.ENETUNREACH, true},   // net administratively prohibited
-	{syscall.EHOSTUNREACH, true},  // host administratively prohibited
-	{syscall.ENETUNREACH, false},  // net unreachable for TOS
-	{syscall.EHOSTUNREACH, false}, // host unreachable for TOS
-	{syscall.EHOSTUNREACH, true},  // communication administratively prohibited
-	{syscall.EHOSTUNREACH, true},  // host precedence violation
-	{syscall.EHOSTUNREACH, true},  // precedence cutoff
 }
 
 // bind adds c to the table on port (0: an ephemeral port from

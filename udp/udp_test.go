@@ -12,7 +12,7 @@ import (
 // looped it.
 type loopNet struct{ s *Stack }
 
-func (n *loopNet) Output(src, dst netip.Addr, _ uint8, b *pkt.Buffer) error {
+func (n *loopNet) OutputPMTU(src, dst netip.Addr, _ uint8, _ PMTUDisc, b *pkt.Buffer) error {
 	n.s.Deliver(src, dst, b.Bytes(), false, false)
 	b.Release()
 	return nil

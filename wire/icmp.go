@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
+	"syscall"
 
 	"github.com/tapstack/tapstack/internal/pkt"
 )
@@ -37,6 +38,51 @@ const (
 	ICMPv4ExcTTL      uint8 = 0
 	ICMPv4ExcFragTime uint8 = 1
 )
+
+// ICMPv4Errno is Linux's icmp_err_convert and the errors the transports'
+// err handlers give the other types: the errno an ICMP error means for the
+// socket whose packet it quotes, and whether it is fatal (a hard error, told
+// at once) or soft. ok is false for a type that is not an error for the
+// socket (source quench, redirect) and for an unknown unreachable code.
+func ICMPv4Errno(typ, code uint8) (err syscall.Errno, fatal, ok bool) {
+	switch typ {
+	case ICMPv4DestUnreach:
+		if int(code) >= len(icmpErrConvert) {
+			return 0, false, false
+		}
+		e := icmpErrConvert[code]
+		return e.errno, e.fatal, true
+	case ICMPv4TimeExceeded:
+		return syscall.EHOSTUNREACH, false, true
+	case ICMPv4ParamProblem:
+		return syscall.EPROTO, true, true
+	}
+	return 0, false, false
+}
+
+// icmpErrConvert is Linux's icmp_err_convert, by destination-unreachable
+// code.
+var icmpErrConvert = [...]struct {
+	errno syscall.Errno
+	fatal bool
+}{
+	{syscall.ENETUNREACH, false},  // net unreachable
+	{syscall.EHOSTUNREACH, false}, // host unreachable
+	{syscall.ENOPROTOOPT, true},   // protocol unreachable
+	{syscall.ECONNREFUSED, true},  // port unreachable
+	{syscall.EMSGSIZE, false},     // fragmentation needed
+	{syscall.EOPNOTSUPP, false},   // source route failed
+	{syscall.ENETUNREACH, true},   // net unknown
+	{syscall.EHOSTDOWN, true},     // host unknown
+	{syscall.ENONET, true},        // host isolated
+	{syscall.ENETUNREACH, true},   // net administratively prohibited
+	{syscall.EHOSTUNREACH, true},  // host administratively prohibited
+	{syscall.ENETUNREACH, false},  // net unreachable for TOS
+	{syscall.EHOSTUNREACH, false}, // host unreachable for TOS
+	{syscall.EHOSTUNREACH, true},  // communication administratively prohibited
+	{syscall.EHOSTUNREACH, true},  // host precedence violation
+	{syscall.EHOSTUNREACH, true},  // precedence cutoff
+}
 
 // ErrICMPv4Truncated reports a message shorter than 8 bytes.
 var ErrICMPv4Truncated = errors.New("wire: icmp message shorter than 8 bytes")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,9 +63,7 @@ func TestCurlFetchesFromExample(t *testing.T) {
 // recovery must never start). Bounded by count, not by time.
 func TestH2LoadAgainstExample(t *testing.T) {
 	ns := netnstest.New(t)
-	if _, err := exec.LookPath("h2load"); err != nil {
-		t.Fatal("h2load is needed (apt-get install nghttp2-client)")
-	}
+	netnstest.RequireTool(t, "h2load")
 	srv := cmdtest.Start(t, mainEnv, "tapstack http: http://10.0.0.2:80/", "-netns", ns.Name(), "-tap", "tap0", "-port", "80", "-tap-qlen", "2000")
 	if link := ns.MustIP("link", "show", "dev", "tap0"); !strings.Contains(link, "qlen 2000") {
 		t.Fatalf("-tap-qlen 2000 did not reach the TAP: %s", link)

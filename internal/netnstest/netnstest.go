@@ -35,7 +35,7 @@ func require(t testing.TB, reason string, mustRun bool) {
 	if reason == "" {
 		return
 	}
-	msg := "netns tests need root; run as root or set " + RequireEnv + "=1 in CI (" + reason + ")"
+	msg := "netns tests need root, /dev/net/tun and the kernel-side tools; run as root or set " + RequireEnv + "=1 in CI (" + reason + ")"
 	if mustRun {
 		t.Fatal(msg)
 		return
@@ -54,6 +54,29 @@ func missing() string {
 		return "no ip command (iproute2)"
 	}
 	return ""
+}
+
+// toolPackages names the Debian package of each kernel-side tool the tests
+// run (what .ci/run installs).
+var toolPackages = map[string]string{
+	"ping": "iputils-ping", "nc": "netcat-openbsd", "curl": "curl", "tshark": "tshark",
+	"ethtool": "ethtool", "iptables": "iptables", "h2load": "nghttp2-client", "dnsmasq": "dnsmasq-base",
+	"python3": "python3-scapy", "/usr/bin/python3": "python3-scapy", "ss": "iproute2", "tc": "iproute2",
+	"sysctl": "procps",
+}
+
+// RequireTool skips the test, naming the package to install, when a
+// kernel-side tool it runs is missing (root and namespaces alone are
+// Require's); with TAPSTACK_REQUIRE_NETNS=1 it fails it instead.
+func RequireTool(t testing.TB, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		pkg := toolPackages[name]
+		if pkg == "" {
+			pkg = "the package that has it"
+		}
+		require(t, "no "+name+": apt-get install "+pkg, os.Getenv(RequireEnv) == "1")
+	}
 }
 
 // NS is a network namespace that lives as long as its test.
@@ -123,6 +146,9 @@ func (ns *NS) OpenTAP(name string, queues int) (*driver.TAP, error) {
 // namespace (exec.Command alone would run in the host's). It is killed
 // when ctx is done.
 func (ns *NS) Command(ctx context.Context, args ...string) *exec.Cmd {
+	if len(args) > 0 {
+		RequireTool(ns.t, args[0])
+	}
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.name}, args...)...)
 }
 

@@ -38,6 +38,36 @@ type Buffer struct {
 	// ChecksumValid marks a received frame whose transport checksum the
 	// link vouches for (Linux CHECKSUM_UNNECESSARY): TCP skips verifying it.
 	ChecksumValid bool
+
+	owner  Owner // charged for the buffer until it is released (skb->sk with sock_wfree)
+	charge int
+}
+
+// Owner is a socket charged for the buffers it sent until each is released
+// (written to the link or dropped): Linux's skb_set_owner_w and the
+// sock_wfree destructor, which is what bounds SO_SNDBUF.
+type Owner interface {
+	Uncharge(n int)
+}
+
+// SetOwner charges n bytes of o's send buffer to b until b is released.
+// The caller has already added n to what o holds.
+func (b *Buffer) SetOwner(o Owner, n int) { b.owner, b.charge = o, n }
+
+// Orphan uncharges b's owner now (skb_orphan): for a buffer that stays in
+// the stack, as a looped-back packet does, rather than leaving it.
+func (b *Buffer) Orphan() {
+	if b.owner != nil {
+		b.owner.Uncharge(b.charge)
+		b.owner, b.charge = nil, 0
+	}
+}
+
+// MoveOwner hands b's charge to to (which must have none): the fragments
+// of a datagram leave in order, so the last one carries the charge.
+func (b *Buffer) MoveOwner(to *Buffer) {
+	to.owner, to.charge = b.owner, b.charge
+	b.owner, b.charge = nil, 0
 }
 
 // Get returns an empty buffer able to hold Headroom+n bytes, with its window
@@ -65,6 +95,9 @@ func GetRx(n int) *Buffer {
 
 // Release returns the buffer to its pool. The buffer must not be used after.
 func (b *Buffer) Release() {
+	if b.owner != nil {
+		b.Orphan()
+	}
 	switch len(b.store) {
 	case SmallSize:
 		smallPool.Put(b)
