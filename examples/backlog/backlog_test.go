@@ -145,3 +145,78 @@ func TestDemoNarratesTheBacklogs(t *testing.T) {
 		t.Errorf("plot: root <%s>, %d polylines; want <svg> with 5 series", root, polylines)
 	}
 }
+
+// Step 5 alone: a kernel socket floods a tapstack socket that reads nothing
+// until the flood is counted. In each variant every datagram sent must be
+// found at exactly one hop — dropped by the qdisc, the TAP's ring, the
+// netdev backlog or the socket queue, or queued for the application — and
+// the kernel must have sent nothing else on the TAP, whose ring is made
+// large enough for the whole flood. With Linux's defaults
+// the socket queue is the one that drops, taking what SO_RCVBUF allows,
+// while the backlog drops nothing; with a backlog of 8, threaded NAPI and a
+// socket with room for the whole flood, the backlog drops and the socket
+// nothing. How many the backlog drops depends on how the worker is
+// scheduled, so there only which queue drops is asserted, not how much.
+func TestDemoUDPFloodWhichQueueDropsFirst(t *testing.T) {
+	netnstest.Require(t)
+	cmd := exec.CommandContext(testwait.Context(t), os.Args[0], "-quick", "-steps", "5", "-plot", "")
+	cmd.Env = append(os.Environ(), demoEnv+"=1")
+	outb, err := cmd.CombinedOutput()
+	out := string(outb)
+	t.Logf("demo output:\n%s", out)
+	if err != nil {
+		t.Fatalf("demo: %v", err)
+	}
+	r := results(out)
+	for _, v := range []string{"5a", "5b"} {
+		s := r[v]
+		if s == nil {
+			t.Fatalf("no result line for step %s", v)
+		}
+		if s["asked"] == 0 || s["sent"] != s["asked"] || s["write_failed"] != 0 {
+			t.Errorf("step %s: %v of %v datagrams sent, %v writes failed", v, s["sent"], s["asked"], s["write_failed"])
+		}
+		if s["own"] != 0 {
+			t.Errorf("step %s: the kernel put %v frames of its own on the TAP", v, s["own"])
+		}
+		hops := s["qdisc_drops"] + s["tap_drops"] + s["netdev_drops"] + s["socket_drops"] + s["other"] + s["delivered"]
+		if hops != s["sent"] {
+			t.Errorf("step %s: sent %v != qdisc %v + tap ring %v + backlog %v + socket %v + other %v + delivered %v = %v",
+				v, s["sent"], s["qdisc_drops"], s["tap_drops"], s["netdev_drops"], s["socket_drops"], s["other"], s["delivered"], hops)
+		}
+		// The TAP's ring (txqueuelen) holds the whole flood, so however far
+		// the stack's reader falls behind nothing is lost before the stack.
+		if s["qdisc_drops"] != 0 || s["tap_drops"] != 0 || s["other"] != 0 {
+			t.Errorf("step %s: %v dropped by the qdisc, %v by the TAP's ring, %v other frames; want none",
+				v, s["qdisc_drops"], s["tap_drops"], s["other"])
+		}
+		if s["ss_drops"] != s["socket_drops"] || s["read"] != s["delivered"] {
+			t.Errorf("step %s: ss drops %v, UdpRcvbufErrors %v; the application read %v of %v queued",
+				v, s["ss_drops"], s["socket_drops"], s["read"], s["delivered"])
+		}
+	}
+	if strings.Contains(out, "MISMATCH") {
+		t.Errorf("the demo reports frames it could not account for")
+	}
+
+	a := r["5a"]
+	if a["netdev_drops"] != 0 || a["socket_drops"] == 0 {
+		t.Errorf("step 5a: backlog dropped %v, socket %v; want the socket queue to drop and the backlog not", a["netdev_drops"], a["socket_drops"])
+	}
+	// SO_RCVBUF is net.core.rmem_default; the queue refuses a datagram once
+	// it holds more than that, so rcvbuf/truesize + 1 fit.
+	if a["rcvbuf"] != 212992 || a["truesize"] <= 1000 {
+		t.Errorf("step 5a: SO_RCVBUF %v, truesize %v; want rmem_default 212992 and more than the 1000 bytes of data", a["rcvbuf"], a["truesize"])
+	} else if fit := float64(int(a["rcvbuf"]/a["truesize"]) + 1); a["delivered"] != fit || a["queued_bytes"] != fit*a["truesize"] {
+		t.Errorf("step 5a: %v datagrams (%v bytes) queued; want %v, the last taking the queue past SO_RCVBUF", a["delivered"], a["queued_bytes"], fit)
+	}
+
+	b := r["5b"]
+	if b["netdev_max_backlog"] != 8 || b["netdev_drops"] == 0 || b["socket_drops"] != 0 {
+		t.Errorf("step 5b: netdev_max_backlog %v dropped %v, socket %v; want the backlog to drop and the socket not",
+			b["netdev_max_backlog"], b["netdev_drops"], b["socket_drops"])
+	}
+	if b["delivered"] > 0 && b["rcvbuf"] < b["sent"]*b["queued_bytes"]/b["delivered"] {
+		t.Errorf("step 5b: SO_RCVBUF %v has no room for all %v datagrams", b["rcvbuf"], b["sent"])
+	}
+}

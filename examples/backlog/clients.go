@@ -24,7 +24,8 @@ const clientEnv = "TAPSTACK_BACKLOG_CLIENT"
 // clientOrders tell a client process what to do: Count connects to Addr,
 // one every Spacing, each given Timeout to complete; with Echo set each
 // connection then sends it and waits for it back. With Hold the
-// connections stay open until stdin closes.
+// connections stay open until stdin closes. With UDP set it instead
+// sends Count datagrams of Size bytes to Addr (runUDPSender).
 type clientOrders struct {
 	Addr    string
 	Count   int
@@ -32,6 +33,8 @@ type clientOrders struct {
 	Timeout time.Duration
 	Echo    string
 	Hold    bool
+	UDP     bool
+	Size    int
 }
 
 // clientEvent is one line a client process prints: client I started
@@ -49,6 +52,9 @@ func runClients(raw string) int {
 	if err := json.Unmarshal([]byte(raw), &o); err != nil {
 		fmt.Fprintln(os.Stderr, "backlog client:", err)
 		return 2
+	}
+	if o.UDP {
+		return runUDPSender(o)
 	}
 	var mu sync.Mutex
 	enc := json.NewEncoder(os.Stdout)

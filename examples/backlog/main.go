@@ -13,10 +13,18 @@
 //     connect.
 //  4. tcp_syncookies=1 and the same flood: SYN-ACKs carry cookies
 //     (TcpExtSyncookiesSent/Recv) and real clients connect.
+//  5. A UDP flood from a kernel socket at a tapstack socket that does not
+//     read, every datagram accounted for hop by hop (qdisc, TAP ring,
+//     netdev backlog, socket queue): with Linux's defaults the socket's
+//     SO_RCVBUF queue drops (UdpRcvbufErrors) and the netdev backlog
+//     drops nothing; with a tiny netdev_max_backlog, a large SO_RCVBUF and
+//     threaded NAPI the backlog drops (softnet_stat dropped) and the
+//     socket nothing.
 //
 // At the end it draws the queues and counters over time as an SVG (-plot).
+// -steps runs some steps only (step 2 needs step 1).
 //
-//	sudo go run ./examples/backlog [-backlog 8] [-plot backlog.svg] [-flood-rate 50000] [-quick]
+//	sudo go run ./examples/backlog [-backlog 8] [-plot backlog.svg] [-flood-rate 50000] [-steps 1,2,3,4,5] [-quick]
 package main
 
 import (
@@ -31,6 +39,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,6 +74,7 @@ type options struct {
 	plot      string
 	floodRate int
 	quick     bool
+	steps     []int
 }
 
 // timing holds the step lengths; -quick shortens them for tests.
@@ -73,6 +83,7 @@ type timing struct {
 	flood    time.Duration // each flood
 	legit    int           // real clients during each flood
 	lingerAt time.Duration // pause after each step so the plot shows it
+	udpCount int           // datagrams of the UDP flood in step 5
 }
 
 func main() {
@@ -85,7 +96,13 @@ func main() {
 	fs.StringVar(&o.plot, "plot", "backlog.svg", "write the plot (SVG) here; empty: no plot")
 	fs.IntVar(&o.floodRate, "flood-rate", 50000, "spoofed SYNs per second in steps 3 and 4")
 	fs.BoolVar(&o.quick, "quick", false, "shorter steps (for tests)")
+	stepList := fs.String("steps", "1,2,3,4,5", "the steps to run, comma-separated (step 2 needs step 1)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	var err error
+	if o.steps, err = parseSteps(*stepList); err != nil {
+		fmt.Fprintf(os.Stderr, "backlog: -steps %s: %v\n", *stepList, err)
 		os.Exit(2)
 	}
 	if o.backlog < 1 || o.backlog > 64 {
@@ -121,15 +138,18 @@ type demo struct {
 
 	held    *clients          // step 1's clients, kept connected through step 2
 	pending map[int]time.Time // step 1 clients still waiting for a SYN-ACK
+
+	linksMu  sync.Mutex
+	udpLinks []*udpLink // step 5's TAPs and stacks, closed at teardown too
 }
 
 func run(o options) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d := &demo{o: o, out: os.Stdout, ctx: ctx}
-	d.tm = timing{spacing: 250 * time.Millisecond, flood: 5 * time.Second, legit: 5, lingerAt: time.Second}
+	d.tm = timing{spacing: 250 * time.Millisecond, flood: 5 * time.Second, legit: 5, lingerAt: time.Second, udpCount: 5000}
 	if o.quick {
-		d.tm = timing{spacing: 120 * time.Millisecond, flood: 2500 * time.Millisecond, legit: 3, lingerAt: 300 * time.Millisecond}
+		d.tm = timing{spacing: 120 * time.Millisecond, flood: 2500 * time.Millisecond, legit: 3, lingerAt: 300 * time.Millisecond, udpCount: 3000}
 	}
 
 	// Ctrl-C: stop the clients and the flood (ctx), tear everything down.
@@ -152,9 +172,9 @@ func run(o options) error {
 		return err
 	}
 	d.rec = startRecorder(d.st, d.ln)
-	steps := []func() error{d.step1, d.step2, d.step3, d.step4}
-	for _, step := range steps {
-		if err := step(); err != nil {
+	steps := []func() error{d.step1, d.step2, d.step3, d.step4, d.step5}
+	for _, n := range o.steps {
+		if err := steps[n-1](); err != nil {
 			return err
 		}
 	}
@@ -222,6 +242,25 @@ func (d *demo) setup() error {
 	return nil
 }
 
+// parseSteps reads -steps: step numbers 1 to 5, in order, each once.
+func parseSteps(list string) ([]int, error) {
+	var steps []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 5 {
+			return nil, fmt.Errorf("%q: want step numbers 1 to 5", f)
+		}
+		if len(steps) > 0 && n <= steps[len(steps)-1] {
+			return nil, fmt.Errorf("want each step once, in order")
+		}
+		if n == 2 && (len(steps) == 0 || steps[len(steps)-1] != 1) {
+			return nil, fmt.Errorf("step 2 accepts the connections step 1 left waiting: it needs step 1")
+		}
+		steps = append(steps, n)
+	}
+	return steps, nil
+}
+
 func (d *demo) ip(args ...string) error {
 	out, err := exec.Command("ip", append([]string{"-n", d.ns}, args...)...).CombinedOutput()
 	if err != nil {
@@ -231,6 +270,11 @@ func (d *demo) ip(args ...string) error {
 }
 
 func (d *demo) close() {
+	d.linksMu.Lock()
+	for _, l := range d.udpLinks {
+		l.close()
+	}
+	d.linksMu.Unlock()
 	if d.ln != nil {
 		d.ln.Close()
 	}

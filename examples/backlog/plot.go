@@ -224,10 +224,11 @@ func writePlot(w io.Writer, s series, backlog int) error {
 		}
 		p.text((marginL+right)/2, top+panelH+38, "middle", 13, "normal", "time since start (s)")
 	}
-	for i, m := range s.marks {
+	for _, m := range s.marks {
 		xx := x(m.t)
 		p.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="5,4"/>`+"\n", xx, float64(panelTop1-12), xx, float64(panelTop2+panelH))
-		p.text(xx+4, panelTop1-2, "start", 12, "bold", fmt.Sprintf("step %d", i+1))
+		n, _, _ := strings.Cut(m.label, ":")
+		p.text(xx+4, panelTop1-2, "start", 12, "bold", "step "+n)
 	}
 	p.printf("</svg>\n")
 	if p.err != nil {
