@@ -39,6 +39,9 @@ func (s *Stack) WriteSockets(w io.Writer) error {
 			if si.Cookie {
 				fmt.Fprint(bw, " syncookie")
 			}
+			if si.SkBacklog > 0 { // skmem's bl: segments waiting for the socket's owner
+				fmt.Fprintf(bw, " skmem:(bl%d)", si.SkBacklog)
+			}
 		}
 		fmt.Fprintln(bw)
 	}

@@ -22,7 +22,7 @@ func (c *Conn) done() {
 	c.setState(StateClose)
 	c.dropOrphan()
 	c.rtoAt, c.keepAt, c.persistAt, c.twAt, c.tlpAt, c.reoAt = 0, 0, 0, 0, 0, 0
-	c.delackAt = zeroTime
+	c.delackAt = 0
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -33,6 +33,7 @@ func (c *Conn) done() {
 	}
 	c.freeOOO()
 	c.freeScoreboard()
+	c.freeBacklog()
 	c.signalEstablished()
 	if c.inTable || c.twCounted {
 		c.inTable = false
@@ -43,11 +44,11 @@ func (c *Conn) done() {
 
 // destroy aborts from outside (stack close).
 func (c *Conn) destroy(err error) {
-	c.mu.Lock()
+	c.lockSock()
 	if c.state != StateClose {
 		c.reset(err)
 	}
-	c.mu.Unlock()
+	c.release()
 }
 
 // enterTimeWait mirrors tcp_time_wait: keep the 4-tuple for 2·MSL
@@ -69,7 +70,7 @@ func (c *Conn) enterTimeWait() {
 	c.setState(StateTimeWait)
 	c.dropOrphan() // a TIME_WAIT socket is no longer an orphan (inet_twsk)
 	c.rtoAt, c.keepAt, c.persistAt, c.tlpAt, c.reoAt = 0, 0, 0, 0, 0
-	c.delackAt = zeroTime
+	c.delackAt = 0
 	c.twAt = c.s.stampAfter(c.timeWaitLen())
 	c.snd.release()
 	c.freeOOO()

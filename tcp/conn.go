@@ -39,7 +39,7 @@ func (s *Stack) newConn(id tuple, mtu int) *Conn {
 	c.kaIntvl = time.Duration(s.sys.KeepaliveIntvl.Load()) * time.Second
 	c.kaProbes = int32(s.sys.KeepaliveProbes.Load())
 	c.tsOff = s.tsOffset(id.local, id.remote)
-	c.rcvSpace.time = s.clock.Now()
+	c.rcvSpace.time = s.stampNow()
 	c.rcvSpace.space = initCwnd * c.advMSS // tcp_init_buffer_space
 	return c
 }
@@ -86,7 +86,13 @@ func (c *Conn) netAddrs() *connAddrs {
 	return c.addrs.Load()
 }
 
-// Read implements net.Conn.
+// readHook, when set by a test, runs inside Read after the copy, while the
+// reader owns the socket (tcp_recvmsg between lock_sock and release_sock).
+var readHook func(*Conn)
+
+// Read implements net.Conn. The caller owns the socket while it copies:
+// segments that arrive meanwhile wait on the socket backlog and are
+// processed by Read before it returns (release_sock).
 func (c *Conn) Read(p []byte) (int, error) {
 	for {
 		if c.rdDL.Passed() {
@@ -94,20 +100,23 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		var out outBatch
-		c.mu.Lock()
+		c.lockSock()
 		if c.closed {
-			c.mu.Unlock()
+			c.release()
 			return 0, c.opErr("read", net.ErrClosed)
 		}
 		if len(p) == 0 {
-			c.mu.Unlock()
+			c.release()
 			return 0, nil
 		}
 		if c.rcv.n > 0 {
 			n := c.read(p, &out)
+			if readHook != nil {
+				readHook(c) // tests: a reader held inside Read, owning the socket
+			}
 			c.armTimer()
 			more := c.rcv.n > 0
-			c.unlockSend(&out)
+			c.releaseSock(&out)
 			if more {
 				c.notifyRead() // chain the wakeup to other readers
 			}
@@ -115,7 +124,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		err := c.err
 		eof := c.finRcvd || c.rcvShutdown || (c.state == StateClose && err == nil) || c.state == StateTimeWait
-		c.mu.Unlock()
+		c.release()
 		if err != nil {
 			if err == errClosedStack {
 				return 0, c.opErr("read", net.ErrClosed)
@@ -139,9 +148,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 			return total, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		var out outBatch
-		c.mu.Lock()
+		c.lockSock()
 		if c.closed {
-			c.mu.Unlock()
+			c.release()
 			return total, c.opErr("write", net.ErrClosed)
 		}
 		if c.err != nil || c.wrShutdown || c.state == StateClose || !(c.canSendData() || c.state == StateSynSent || c.state == StateSynRecv) {
@@ -149,11 +158,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 			if c.err == errClosedStack {
 				err = net.ErrClosed
 			}
-			c.mu.Unlock()
+			c.release()
 			return total, c.opErr("write", err)
 		}
 		if len(p) == 0 {
-			c.mu.Unlock()
+			c.release()
 			return total, nil
 		}
 		if c.canSendData() {
@@ -166,14 +175,14 @@ func (c *Conn) Write(p []byte) (int, error) {
 				total += k
 				c.xmit(&out)
 				c.armTimer()
-				c.unlockSend(&out)
+				c.releaseSock(&out)
 				if len(p) == 0 {
 					return total, nil
 				}
 				continue
 			}
 		}
-		c.mu.Unlock()
+		c.release()
 		<-c.wrWait.Get()
 	}
 }
@@ -182,14 +191,14 @@ func (c *Conn) Write(p []byte) (int, error) {
 // SetLinger set a positive timeout.
 func (c *Conn) Close() error {
 	var out outBatch
-	c.mu.Lock()
+	c.lockSock()
 	if c.closed {
-		c.mu.Unlock()
+		c.release()
 		return c.opErr("close", net.ErrClosed)
 	}
 	c.closeLocked(&out)
 	linger := c.linger
-	c.unlockSend(&out)
+	c.releaseSock(&out)
 	c.notifyAll()
 	if linger > 0 {
 		c.waitLinger(linger)
@@ -203,9 +212,9 @@ func (c *Conn) waitLinger(d time.Duration) {
 	dl.Set(c.s.clock, c.s.clock.Now().Add(d), &c.wrWait)
 	defer dl.Stop()
 	for {
-		c.mu.Lock()
+		c.lockSock()
 		st := c.state
-		c.mu.Unlock()
+		c.release()
 		if st == StateClose || st == StateTimeWait || st == StateFinWait2 || dl.Passed() {
 			return
 		}
@@ -216,21 +225,21 @@ func (c *Conn) waitLinger(d time.Duration) {
 // CloseWrite shuts down the sending side: a FIN follows the buffered data.
 func (c *Conn) CloseWrite() error {
 	var out outBatch
-	c.mu.Lock()
+	c.lockSock()
 	if c.closed {
-		c.mu.Unlock()
+		c.release()
 		return c.opErr("close", net.ErrClosed)
 	}
 	c.closeWriteLocked(&out)
 	c.armTimer()
-	c.unlockSend(&out)
+	c.releaseSock(&out)
 	return nil
 }
 
 // CloseRead shuts down the receiving side: later reads return io.EOF.
 func (c *Conn) CloseRead() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lockSock()
+	defer c.release()
 	if c.closed {
 		return c.opErr("close", net.ErrClosed)
 	}
@@ -272,20 +281,20 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // SetNoDelay turns Nagle's algorithm off (true) or on (TCP_NODELAY).
 func (c *Conn) SetNoDelay(noDelay bool) error {
 	var out outBatch
-	c.mu.Lock()
+	c.lockSock()
 	c.noDelay = noDelay
 	if noDelay {
 		c.xmit(&out)
 		c.armTimer()
 	}
-	c.unlockSend(&out)
+	c.releaseSock(&out)
 	return nil
 }
 
 // SetKeepAlive enables keepalive probes (SO_KEEPALIVE).
 func (c *Conn) SetKeepAlive(on bool) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lockSock()
+	defer c.release()
 	c.keepalive = on
 	c.keepAt = 0
 	if on && (c.state == StateEstablished || c.state == StateCloseWait) {
@@ -298,8 +307,8 @@ func (c *Conn) SetKeepAlive(on bool) error {
 // SetKeepAlivePeriod sets the idle time and the probe interval (like Go's
 // net package: TCP_KEEPIDLE and TCP_KEEPINTVL).
 func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lockSock()
+	defer c.release()
 	if d < time.Second {
 		d = time.Second
 	}
@@ -313,8 +322,8 @@ func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 
 // SetReadBuffer sets the receive buffer (SO_RCVBUF: locks auto-tuning).
 func (c *Conn) SetReadBuffer(n int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lockSock()
+	defer c.release()
 	// sock_setsockopt(SO_RCVBUF): clamped to net.core.rmem_max, then doubled
 	// for bookkeeping overhead as Linux does.
 	c.rcvBufMax = max(min(n, int(c.s.sys.CoreRmemMax.Load()))*2, int(c.s.sys.RmemMin.Load()))
@@ -324,8 +333,8 @@ func (c *Conn) SetReadBuffer(n int) error {
 
 // SetWriteBuffer sets the send buffer (SO_SNDBUF: locks auto-growth).
 func (c *Conn) SetWriteBuffer(n int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lockSock()
+	defer c.release()
 	// SO_SNDBUF: clamped to net.core.wmem_max, then doubled, as in Linux.
 	c.sndBufMax = max(min(n, int(c.s.sys.CoreWmemMax.Load()))*2, int(c.s.sys.WmemMin.Load()))
 	c.sndBufLocked = true
@@ -336,8 +345,8 @@ func (c *Conn) SetWriteBuffer(n int) error {
 // SetLinger is SO_LINGER: <0 default, 0 abort with RST on Close, >0 Close
 // waits up to sec seconds for the FIN to be acknowledged.
 func (c *Conn) SetLinger(sec int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lockSock()
+	defer c.release()
 	if sec < 0 {
 		c.linger = -1
 	} else {
@@ -348,7 +357,7 @@ func (c *Conn) SetLinger(sec int) error {
 
 // State returns the connection's current state.
 func (c *Conn) State() State {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lockSock()
+	defer c.release()
 	return c.state
 }

@@ -37,8 +37,21 @@ func (s *Stack) Control(typ, code uint8, mtu int, src, dst netip.Addr, quoted []
 	if c == nil {
 		return
 	}
+	if !c.tryLockSoftirq() {
+		// Owned by a user call: a fragmentation-needed waits for the owner
+		// (TCP_MTU_REDUCED_DEFERRED); another error is counted as dropped
+		// and kept as the soft error it would have been.
+		if typ == wire.ICMPv4DestUnreach && code == wire.ICMPv4FragNeeded {
+			c.sl.deferred |= deferMTU
+			c.sl.mtu, c.sl.mtuSeq = int32(mtu), seq
+		} else {
+			s.mib.inc(cLockDroppedIcmps)
+			c.sl.softErr = uint8(err)
+		}
+		c.sl.mu.Unlock()
+		return
+	}
 	var out outBatch
-	c.mu.Lock()
 	if c.state != StateSynSent && !(seq.geq(c.sndUna) && seq.leq(c.sndNxt)) {
 		c.mu.Unlock()
 		s.mib.inc(cOutOfWindowIcmps)

@@ -47,6 +47,9 @@ const (
 	cTCPAbortOnMemory
 	cTCPAbortOnTimeout
 	cOutOfWindowIcmps
+	cLockDroppedIcmps
+	cTCPBacklogCoalesce
+	cDelayedACKLocked
 	cTCPAbortOnLinger
 	cTCPAbortFailed
 	cTCPTimeWaitOverflow
@@ -107,7 +110,9 @@ var counterNames = [numCounters]string{
 	cTCPRcvQDrop: "TcpExtTCPRcvQDrop", cTCPZeroWindowDrop: "TcpExtTCPZeroWindowDrop",
 	cDelayedACKs: "TcpExtDelayedACKs", cTCPAbortOnData: "TcpExtTCPAbortOnData",
 	cTCPAbortOnClose: "TcpExtTCPAbortOnClose", cTCPAbortOnMemory: "TcpExtTCPAbortOnMemory",
-	cTCPAbortOnTimeout: "TcpExtTCPAbortOnTimeout", cOutOfWindowIcmps: "TcpExtOutOfWindowIcmps", cTCPAbortOnLinger: "TcpExtTCPAbortOnLinger",
+	cTCPAbortOnTimeout: "TcpExtTCPAbortOnTimeout", cOutOfWindowIcmps: "TcpExtOutOfWindowIcmps",
+	cLockDroppedIcmps: "TcpExtLockDroppedIcmps", cTCPBacklogCoalesce: "TcpExtTCPBacklogCoalesce",
+	cDelayedACKLocked: "TcpExtDelayedACKLocked", cTCPAbortOnLinger: "TcpExtTCPAbortOnLinger",
 	cTCPAbortFailed: "TcpExtTCPAbortFailed", cTCPTimeWaitOverflow: "TcpExtTCPTimeWaitOverflow",
 	cTW: "TcpExtTW", cTCPKeepAlive: "TcpExtTCPKeepAlive", cTCPWinProbe: "TcpExtTCPWinProbe",
 	cTCPOrigDataSent: "TcpExtTCPOrigDataSent",

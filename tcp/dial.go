@@ -41,9 +41,9 @@ func (s *Stack) Dial(ctx context.Context, laddr, raddr netip.AddrPort) (*Conn, e
 		c.abortDial()
 		return nil, c.dialErr(mapCtxErr(err))
 	}
-	c.mu.Lock()
+	c.lockSock()
 	st, cerr := c.state, c.err
-	c.mu.Unlock()
+	c.release()
 	if st == StateClose || cerr != nil {
 		if cerr == nil {
 			cerr = syscall.ECONNRESET
@@ -62,7 +62,7 @@ func (s *Stack) Dial(ctx context.Context, laddr, raddr netip.AddrPort) (*Conn, e
 // as close(2) with SO_LINGER 0 does (tcp_disconnect, tcp_need_reset).
 func (c *Conn) abortDial() {
 	var out outBatch
-	c.mu.Lock()
+	c.lockSock()
 	c.closed = true
 	switch c.state {
 	case StateClose:
@@ -72,7 +72,7 @@ func (c *Conn) abortDial() {
 		c.sendRst(&out)
 		c.done()
 	}
-	c.unlockSend(&out)
+	c.releaseSock(&out)
 }
 
 // mapCtxErr turns a done context's error into what net.Dialer returns for
@@ -163,7 +163,7 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*Conn, error) {
 		return nil, opErr(syscall.EADDRINUSE)
 	}
 	var out outBatch
-	c.mu.Lock()
+	c.lockSock()
 	now := s.clock.Now()
 	c.iss = s.isn(c.id.local, c.id.remote, now)
 	c.sndUna, c.sndNxt = c.iss, c.iss+1
@@ -171,9 +171,8 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*Conn, error) {
 	c.setState(StateSynSent)
 	s.mib.inc(cActiveOpens)
 	c.sendSegment(&out, c.iss, 0, wire.TCPFlagSYN)
-	c.rttTiming, c.rttSeq, c.rttStart = true, c.iss, now
+	c.rttTiming, c.rttSeq, c.rttStart = true, c.iss, s.stampOf(now)
 	c.rtoAt = s.stampAfter(initRTO)
-	c.armTimer()
-	c.unlockSend(&out)
+	c.releaseSock(&out)
 	return c, nil
 }

@@ -13,12 +13,30 @@ const pawsIdle = 24 * 24 * time.Hour
 // input dispatches a segment on the connection's state (Linux
 // tcp_rcv_state_process). It reports a listener to hand the segment to
 // when a TIME_WAIT connection yields to a new SYN.
+//
+// It never waits for a user call: when one owns the connection, the
+// segment goes onto the socket backlog for the owner (tcp_v4_rcv's
+// sock_owned_by_user branch, sockbacklog.go).
 func (c *Conn) input(sg *segment, out *outBatch) {
-	c.mu.Lock()
+	if !c.tryLockSoftirq() {
+		c.addBacklog(sg)
+		c.sl.mu.Unlock()
+		return
+	}
+	reuse := c.process(sg, out)
+	c.armTimer()
+	c.unlockSend(out)
+	if reuse {
+		c.s.reuseTimeWait(sg, out)
+	}
+}
+
+// process is tcp_v4_do_rcv: the segment on the connection's state, with
+// c.mu held. It reports a TIME_WAIT connection that yields to a new SYN.
+func (c *Conn) process(sg *segment, out *outBatch) (reuse bool) {
 	// One clock reading for the whole segment (Linux tcp_mstamp_refresh):
 	// the ACK's RTT samples, RACK and timestamps read lastRecv.
 	c.lastRecv = c.s.stampNow()
-	reuse := false
 	switch c.state {
 	case StateSynSent:
 		c.rcvSynSent(sg, out)
@@ -29,17 +47,19 @@ func (c *Conn) input(sg *segment, out *outBatch) {
 	default:
 		c.rcvSynchronized(sg, out)
 	}
-	c.armTimer()
-	c.unlockSend(out)
-	if reuse {
-		c.s.mu.RLock()
-		l := c.s.lookupListener(sg.local)
-		c.s.mu.RUnlock()
-		if l != nil {
-			l.input(sg, out)
-		} else {
-			c.s.sendReset(sg, out)
-		}
+	return reuse
+}
+
+// reuseTimeWait hands a SYN that ended a TIME_WAIT connection to the
+// listener of its port, or answers it with a reset.
+func (s *Stack) reuseTimeWait(sg *segment, out *outBatch) {
+	s.mu.RLock()
+	l := s.lookupListener(sg.local)
+	s.mu.RUnlock()
+	if l != nil {
+		l.input(sg, out)
+	} else {
+		s.sendReset(sg, out)
 	}
 }
 
@@ -81,7 +101,7 @@ func (c *Conn) rcvSynSent(sg *segment, out *outBatch) {
 	c.sndWl1, c.sndWl2 = sg.seq, sg.ack
 	c.sndBufSeq = c.sndUna
 	if c.rttTiming && c.retransmits == 0 {
-		c.rttSample(c.s.clock.Now().Sub(c.rttStart))
+		c.rttSample(c.s.since(c.rttStart))
 	} else if c.retransmits > 0 {
 		c.rto = 3 * time.Second // RFC 6298 §5.7: SYN was retransmitted
 	}

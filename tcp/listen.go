@@ -144,9 +144,9 @@ func (l *Listener) AcceptTCP() (*Conn, error) {
 			if more {
 				l.notify()
 			}
-			c.mu.Lock()
+			c.lockSock()
 			c.listener = nil
-			c.mu.Unlock()
+			c.release()
 			return c, nil
 		}
 		l.mu.Unlock()
@@ -188,14 +188,14 @@ func (l *Listener) Close() error {
 	l.s.mu.Unlock()
 	for _, c := range q {
 		var out outBatch
-		c.mu.Lock()
+		c.lockSock()
 		c.listener = nil
 		if c.state != StateClose {
 			c.closed = true
 			c.sendRst(&out)
 			c.done()
 		}
-		c.unlockSend(&out)
+		c.releaseSock(&out)
 	}
 	l.dl.Stop()
 	return nil

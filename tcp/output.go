@@ -85,7 +85,7 @@ func (c *Conn) ackSent() {
 	c.ackPending = false
 	c.ackNow = false
 	c.unackedBytes = 0
-	c.delackAt = zeroTime
+	c.delackAt = 0
 }
 
 // sendAck sends a bare ACK now.

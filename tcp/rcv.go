@@ -1,12 +1,8 @@
 package tcp
 
 import (
-	"time"
-
 	"github.com/tapstack/tapstack/wire"
 )
-
-var zeroTime time.Time
 
 // rcvData queues the segment's payload and FIN (Linux tcp_data_queue and
 // tcp_data_queue_ofo). The receive ring holds unread data at [0, rcv.n)

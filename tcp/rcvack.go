@@ -38,7 +38,7 @@ func (c *Conn) maybeAck(out *outBatch) {
 	q := c.ofo.q
 	if q == nil {
 		if c.delackAt.IsZero() {
-			c.delackAt = c.s.clock.Now().Add(delAckMin)
+			c.delackAt = c.s.stampAfter(delAckMin)
 		}
 		return
 	}
@@ -63,7 +63,7 @@ func (c *Conn) maybeAck(out *outBatch) {
 		return
 	}
 	q.compressed++
-	if at := c.s.clock.Now().Add(delay); c.delackAt.IsZero() || at.Before(c.delackAt) {
+	if at := c.s.stampAfter(delay); c.delackAt.IsZero() || at < c.delackAt {
 		c.delackAt = at // the delayed-ACK timer doubles as the compression timer
 	}
 }

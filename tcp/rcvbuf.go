@@ -10,8 +10,8 @@ func (c *Conn) rcvSpaceAdjust() {
 	if rtt == 0 {
 		return
 	}
-	now := c.s.clock.Now()
-	if now.Sub(c.rcvSpace.time) < rtt {
+	now := c.s.stampNow()
+	if time.Duration(now-c.rcvSpace.time) < rtt {
 		return
 	}
 	copied := c.rcvSpace.copied.diff(c.rcvSpace.seq) - c.rcv.n

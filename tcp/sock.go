@@ -32,6 +32,7 @@ type Conn struct {
 	id tuple
 
 	mu    sync.Mutex
+	sl    sockLock // ownership by user calls and the socket backlog (sockbacklog.go)
 	state State
 
 	// Send sequence space (RFC 9293 §3.3.1). sndNxt is also the highest
@@ -86,7 +87,7 @@ type Conn struct {
 	minRTT            time.Duration // rttMin's current minimum, 0: no sample yet
 	rttMin            minmax
 	rttSeq            seqnum // snd_nxt when mdevMax last reset (rtt_seq)
-	rttStart          time.Time
+	rttStart          stamp
 	backoff           int
 	retransStamp      stamp // first retransmission of the episode (Linux retrans_stamp)
 	totalRetrans      int
@@ -137,7 +138,7 @@ type Conn struct {
 	timer     clock.Timer
 	timerAt   stamp
 	rtoAt     stamp
-	delackAt  time.Time
+	delackAt  stamp
 	keepAt    stamp
 	persistAt stamp
 	tlpAt     stamp // tail loss probe (RFC 8985)
@@ -174,7 +175,7 @@ type Conn struct {
 type rcvSpace struct {
 	seq    seqnum // copied_seq at the start of the measurement
 	copied seqnum // bytes the application has read, as a sequence number
-	time   time.Time
+	time   stamp
 	space  int
 }
 

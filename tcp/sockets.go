@@ -23,6 +23,9 @@ type SocketInfo struct {
 	SynQueue       int // LISTEN: request socks in the SYN queue
 	Backlog        int // LISTEN: sk_max_ack_backlog
 	Cookie         bool
+	// SkBacklog is the socket backlog's charge in bytes (sk_backlog.len,
+	// skmem's bl): segments that came while a user call owned the socket.
+	SkBacklog int
 }
 
 // Sockets lists listeners then connections, sorted by address.
@@ -52,7 +55,7 @@ func (s *Stack) Sockets() []SocketInfo {
 		l.mu.Unlock()
 	}
 	for _, c := range cs {
-		c.mu.Lock()
+		c.lockSock()
 		r := SocketInfo{State: c.state.String(), Local: c.id.local, Remote: c.id.remote,
 			RecvQ: c.rcv.n, // SendQ is write_seq - snd_una, as Linux reports it.
 			SendQ: max(c.dataEnd().diff(c.sndUna), 0), Retrans: c.retransmits, RTT: c.srtt, RTTVar: c.rttvar,
@@ -65,12 +68,13 @@ func (s *Stack) Sockets() []SocketInfo {
 			at   stamp
 			name string
 		}{{c.rtoAt, "on"}, {c.tlpAt, "on"}, {c.reoAt, "on"}, {c.persistAt, "persist"}, {c.keepAt, "keepalive"},
-			{c.twAt, "timewait"}, {s.stampOf(c.delackAt), "delack"}} {
+			{c.twAt, "timewait"}, {c.delackAt, "delack"}} {
 			if left := time.Duration(t.at - nowStamp); !t.at.IsZero() && (r.Timer == "" || left < r.TimerLeft) {
 				r.Timer, r.TimerLeft = t.name, left
 			}
 		}
-		c.mu.Unlock()
+		r.SkBacklog = c.backlogLen()
+		c.release()
 		rows = append(rows, r)
 	}
 	sort.SliceStable(rows, func(i, j int) bool {

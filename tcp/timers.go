@@ -11,7 +11,7 @@ import (
 // each handler re-checks its own deadline). Caller holds c.mu.
 func (c *Conn) armTimer() {
 	var next stamp
-	for _, t := range [...]stamp{c.rtoAt, c.tlpAt, c.reoAt, c.s.stampOf(c.delackAt), c.keepAt, c.persistAt, c.twAt} {
+	for _, t := range [...]stamp{c.rtoAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.persistAt, c.twAt} {
 		if !t.IsZero() && (next.IsZero() || t < next) {
 			next = t
 		}
@@ -35,10 +35,22 @@ func (c *Conn) armTimer() {
 	}
 }
 
-// onTimer runs every handler whose deadline has passed.
+// onTimer runs every handler whose deadline has passed. When a user call
+// owns the connection the handlers wait for it (tcp_release_cb): the owner
+// runs them as it lets the socket go.
 func (c *Conn) onTimer() {
+	if !c.tryLockSoftirq() {
+		c.sl.deferred |= deferTimer
+		c.sl.mu.Unlock()
+		return
+	}
 	var out outBatch
-	c.mu.Lock()
+	c.runTimers(&out)
+	c.unlockSend(&out)
+}
+
+// runTimers is the body of the timer handlers; caller holds c.mu.
+func (c *Conn) runTimers(out *outBatch) {
 	now := c.s.stampNow()
 	c.timerAt = 0
 	due := func(t stamp) bool { return !t.IsZero() && t <= now }
@@ -51,33 +63,32 @@ func (c *Conn) onTimer() {
 	switch {
 	case due(c.rtoAt):
 		c.rtoAt = 0
-		c.retransmitTimer(&out)
+		c.retransmitTimer(out)
 	case due(c.tlpAt):
-		c.sendLossProbe(&out)
+		c.sendLossProbe(out)
 	case due(c.reoAt):
-		c.rackReoTimeout(&out)
+		c.rackReoTimeout(out)
 	}
 	if due(c.persistAt) {
 		c.persistAt = 0
-		c.probeTimer(&out)
+		c.probeTimer(out)
 	}
-	if due(c.s.stampOf(c.delackAt)) {
-		c.delackAt = zeroTime
+	if due(c.delackAt) {
+		c.delackAt = 0
 		if c.ackPending && c.state != StateClose {
 			if !c.sackCompressing() {
 				c.s.mib.inc(cDelayedACKs)
 			}
-			c.sendAck(&out)
+			c.sendAck(out)
 		}
 	}
 	if due(c.keepAt) {
 		c.keepAt = 0
-		c.keepaliveTimer(&out)
+		c.keepaliveTimer(out)
 	}
 	if c.state != StateClose {
 		c.armTimer()
 	}
-	c.unlockSend(&out)
 }
 
 // retransmitTimer is the RTO handler (Linux tcp_retransmit_timer and
