@@ -201,6 +201,7 @@ func (d *Device) Shards() int { return len(d.shards) }
 func (d *Device) reader(q int) {
 	defer d.wg.Done()
 	var spare *pkt.Buffer
+	var frames int64
 	defer func() {
 		if spare != nil {
 			spare.Release()
@@ -235,6 +236,17 @@ func (d *Device) reader(q int) {
 		}
 		b.ChecksumValid = info.ChecksumValid
 		d.receive(b, !d.threaded)
+		// After dev_weight frames the reader lets the goroutines its
+		// frames woke run (a socket's reader, say) before it reads on. A
+		// flood keeps this goroutine busy for as long as it lasts, like a
+		// CPU in softirq; Linux bounds that time (netdev_budget, then
+		// ksoftirqd, which the scheduler shares fairly with the tasks),
+		// and without the yield a woken reader waited for the Go
+		// scheduler's 10 ms preemption while its socket queue overflowed.
+		if frames++; frames >= d.sysctls.DevWeight.Load() {
+			frames = 0
+			runtime.Gosched()
+		}
 	}
 }
 

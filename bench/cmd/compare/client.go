@@ -35,12 +35,13 @@ type clientFlags struct {
 	tool     string
 	requests int
 	cc       string
+	size     int
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | download | cps | rtt | hold | flood | http")
+	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | download | cps | rtt | hold | flood | http | udpblast | udprtt")
 	fs.StringVar(&f.target, "client-target", "", "internal: server addr:port")
-	fs.IntVar(&f.n, "client-n", 0, "internal: MB (bulk, download), pings (rtt), connections (hold), legit connects (flood)")
+	fs.IntVar(&f.n, "client-n", 0, "internal: MB (bulk, download), pings (rtt, udprtt), connections (hold), legit connects (flood), datagrams (udpblast)")
 	fs.IntVar(&f.conc, "client-conc", 1, "internal: client goroutines")
 	fs.DurationVar(&f.dur, "client-duration", time.Second, "internal: duration (cps)")
 	fs.DurationVar(&f.timeout, "client-timeout", 2*time.Second, "internal: per-connection timeout")
@@ -50,7 +51,8 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tool, "client-tool", "h2load", "internal: http: h2load | ab")
 	fs.IntVar(&f.requests, "client-requests", 30000, "internal: http with -client-close: requests")
 	fs.StringVar(&f.cc, "client-cc", ccDefault, "internal: congestion control of the kernel client sockets")
-	fs.DurationVar(&f.maxTime, "client-max-time", 0, "internal: bulk, download: stop after this long and report bytes delivered ÷ elapsed (0: transfer all n MB)")
+	fs.DurationVar(&f.maxTime, "client-max-time", 0, "internal: bulk, download: stop after this long and report bytes delivered ÷ elapsed (0: transfer all n MB); udpblast: stop sending after this long")
+	fs.IntVar(&f.size, "client-size", 64, "internal: udpblast: payload bytes per datagram")
 }
 
 // clientResult is the JSON line a client prints: named metrics.
@@ -85,6 +87,10 @@ func runClient(f clientFlags) error {
 		r, err = clientFlood(target, f)
 	case "http":
 		r, err = clientHTTP(target, f)
+	case "udpblast":
+		r, err = clientUDPBlast(target, f)
+	case "udprtt":
+		r, err = clientUDPRTT(target, f)
 	default:
 		return fmt.Errorf("unknown workload %q", f.workload)
 	}

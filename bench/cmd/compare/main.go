@@ -1,4 +1,4 @@
-// Command compare runs the same TCP workloads against tapstack over a TAP,
+// Command compare runs the same TCP and UDP workloads against tapstack over a TAP,
 // gVisor netstack over a TAP and the Linux kernel over a veth pair, each in
 // network namespaces it creates and deletes, and prints a markdown table.
 //
@@ -27,6 +27,7 @@ type Options struct {
 	Stacks   []string // stack names
 	Quick    bool
 	Queues   int
+	Reuse    int
 	Offload  bool    // tapstack's TAP with virtio-net offloads (driver.OpenTAPOffload)
 	MaxBusy  float64 // CPU busy fraction above which a round waits (then is flagged)
 	BusyWait time.Duration
@@ -65,6 +66,7 @@ func main() {
 	flag.IntVar(&o.Rounds, "rounds", 3, "rounds; each round runs every workload on every stack, interleaved")
 	flag.BoolVar(&o.Quick, "quick", false, "short durations (smoke test)")
 	flag.IntVar(&o.Queues, "queues", 1, "TAP queues for the userspace stacks")
+	flag.IntVar(&o.Reuse, "reuseport", 1, "SO_REUSEPORT listeners per TCP server, an accept loop each (tapstack and kernel; gVisor has none)")
 	flag.IntVar(&o.TxQueueLen, "txqueuelen", 0, "the TAP's txqueuelen for every userspace stack: the kernel's queue of frames waiting for the stack's reader, per queue (0: the kernel's default, 1000)")
 	flag.BoolVar(&o.Offload, "offload", false, "tapstack opens its TAP with a virtio-net header and TSO/checksum offloads (64 KB super-frames)")
 	flag.Float64Var(&o.MaxBusy, "max-busy", 0.25, "CPU busy fraction (from /proc/stat) above which a round waits for quiet")

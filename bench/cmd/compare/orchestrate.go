@@ -46,6 +46,9 @@ func orchestrate(o Options, argv []string) error {
 		if stackDefs[s] == nil {
 			return fmt.Errorf("stack %q not available in this build (have %s)", s, strings.Join(stackNames(), ","))
 		}
+		if stackDefs[s].Raw {
+			return fmt.Errorf("-stacks %s: the raw TAP reader runs by itself with the UDP sink workloads (%s)", s, strings.Join(udpSinkNames(), ","))
+		}
 	}
 	var (
 		wls []workload
@@ -102,7 +105,7 @@ func orchestrate(o Options, argv []string) error {
 	var records []runRecord
 	for round := 1; round <= o.Rounds; round++ {
 		for _, w := range wls {
-			for _, s := range stacks {
+			for _, s := range runStacks(w, stacks) {
 				busy, flagged := waitQuiet(o)
 				rec := runRecord{Round: round, Stack: s, Workload: w.Name, Busy: busy, Flagged: flagged}
 				rec.Metrics, rec.Note, rec.Err = runOne(topo, self, stackDefs[s], w, o, &rec)
@@ -220,7 +223,7 @@ func (c *child) stop() {
 func runOne(topo *topology, self string, d *stackDef, w workload, o Options, rec *runRecord) (map[string]float64, string, error) {
 	srvNS, cliNS, routerNS := topo.namespaces(d, w.LossRun)
 	srvArgs := []string{"-serve", "-server-stack", d.Name, "-server-mode", w.ServerMode,
-		"-server-backlog", strconv.Itoa(w.Backlog), "-server-queues", strconv.Itoa(o.Queues), "-server-offload=" + strconv.FormatBool(o.Offload),
+		"-server-backlog", strconv.Itoa(w.Backlog), "-server-queues", strconv.Itoa(o.Queues), "-server-reuseport", strconv.Itoa(o.Reuse), "-server-offload=" + strconv.FormatBool(o.Offload),
 		"-server-cc", o.CC, "-server-txqueuelen", strconv.Itoa(o.TxQueueLen)}
 	hold := 0
 	if w.Hold != nil {
@@ -248,6 +251,13 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options, rec
 	var tapDrops0 uint64
 	if d.TAP {
 		if tapDrops0, err = tapTxDropped(srvNS); err != nil {
+			return nil, "", err
+		}
+	}
+	var link0 linkCounters
+	linkNS, linkDev := udpLink(d, srvNS, cliNS)
+	if w.UDP {
+		if link0, err = readLinkCounters(linkNS, linkDev); err != nil {
 			return nil, "", err
 		}
 	}
@@ -310,6 +320,15 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options, rec
 			return nil, cr.Note, err
 		}
 		m["tap_tx_dropped"] = float64(n - tapDrops0)
+	}
+	if w.UDP {
+		// The client has sent its last datagram: what the link passed on
+		// and dropped is final.
+		link1, err := readLinkCounters(linkNS, linkDev)
+		if err != nil {
+			return nil, cr.Note, err
+		}
+		maps.Copy(m, link0.metrics(link1))
 	}
 	if w.LossRun {
 		in, out, err := readLoss(routerNS)

@@ -21,7 +21,8 @@ import (
 // per-request costs). With
 // COMPARE_PROFILE_BLOCK=N it also records block (every blocking event of
 // N ns or more, on average) and mutex (every contention) profiles, which
-// slow the server: take them in a run of their own. The returned func
+// slow the server: take them in a run of their own. COMPARE_PROFILE_NOTRACE=1
+// leaves the trace out. The returned func
 // stops everything and writes the files.
 func startProfile(dir, name string) (func(), error) {
 	cpu, err := os.CreateTemp(dir, name+"-*.cpu.pprof")
@@ -39,7 +40,13 @@ func startProfile(dir, name string) (func(), error) {
 		tr.Close()
 		return nil, err
 	}
-	if err := trace.Start(tr); err != nil {
+	if os.Getenv("COMPARE_PROFILE_NOTRACE") != "" {
+		// A trace of hundreds of thousands of datagrams a second costs
+		// the server much of its CPU: the UDP profiles go without.
+		tr.Close()
+		os.Remove(tr.Name())
+		tr = nil
+	} else if err := trace.Start(tr); err != nil {
 		pprof.StopCPUProfile()
 		cpu.Close()
 		tr.Close()
@@ -56,10 +63,12 @@ func startProfile(dir, name string) (func(), error) {
 	before := takeProcStats()
 	return func() {
 		after := takeProcStats()
-		trace.Stop()
+		if tr != nil {
+			trace.Stop()
+			tr.Close()
+		}
 		pprof.StopCPUProfile()
 		cpu.Close()
-		tr.Close()
 		profiles := []string{"allocs"} // sampled every 512 KB (runtime.MemProfileRate)
 		if blockRate > 0 {
 			profiles = append(profiles, "block", "mutex")

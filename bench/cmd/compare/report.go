@@ -152,7 +152,8 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 		"(after GC) for the userspace stacks; for the kernel, process delta plus half the Slab delta (both ends' sockets). "+
 		"Flood: spoofed sources from %v, routed back to the client netns and blackholed; 200 legit connect+1-byte-echo "+
 		"attempts, 10 at a time, 2 s timeout each. TAP queues for tapstack: %d (gVisor: 1); the TAP's txqueuelen: %s; tapstack's TAP offloads "+
-		"(IFF_VNET_HDR, TSO4/CSUM): %s. Server GOMAXPROCS: %s.\n", o.Rounds, 100*o.MaxBusy, o.BusyWait, spoofed, o.Queues, txqlenNote(o), map[bool]string{true: "on", false: "off"}[o.Offload], gomaxprocsNote(o))
+		"(IFF_VNET_HDR, TSO4/CSUM): %s. Server GOMAXPROCS: %s. TCP listeners per server (SO_REUSEPORT, an accept loop each): %d.\n", o.Rounds, 100*o.MaxBusy, o.BusyWait, spoofed, o.Queues, txqlenNote(o), map[bool]string{true: "on", false: "off"}[o.Offload], gomaxprocsNote(o), max(o.Reuse, 1))
+	b.WriteString(renderUDP(stacks, wls, records))
 	if len(o.Loss) > 0 {
 		fmt.Fprintf(&b, "\nLoss (-loss): iptables drops TCP packets of port %d at random, each direction with the stated "+
 			"probability, in the FORWARD chain of the netns on the client's side of the server's link (the TAP's for the userspace "+

@@ -42,6 +42,11 @@ type stackDef struct {
 	Name, Label string
 	TAP         bool
 	Listen      func(c serverConfig) (net.Listener, served, error)
+	// ListenPacket is Listen for the UDP workloads: a UDP socket on c.Addr.
+	ListenPacket func(c serverConfig) (net.PacketConn, served, error)
+	// Raw marks the TAP frame ceiling (udp.go): no stack, a reader that
+	// only counts frames; it serves the udpsink workloads only.
+	Raw bool
 	// CheckCC fails clearly when the stack cannot run a congestion
 	// control; DefaultCC names its own default (-cc default).
 	CheckCC   func(name string) error
@@ -61,6 +66,7 @@ type serverConfig struct {
 	Addr    netip.AddrPort
 	Backlog int
 	Queues  int
+	Reuse   int    // SO_REUSEPORT listeners, accepted from in one loop each (fanIn)
 	Offload bool   // the TAP with virtio-net offloads (tapstack only)
 	CC      string // congestion control (-cc; "default": the stack's own)
 	// TxQueueLen is the kernel's queue of frames for the TAP's reader
@@ -112,6 +118,7 @@ type serverFlags struct {
 	backlog int
 	expect  int
 	queues  int
+	reuse   int
 	offload bool
 	cc      string
 	txqlen  int
@@ -123,6 +130,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.backlog, "server-backlog", 4096, "internal: listen backlog")
 	fs.IntVar(&f.expect, "server-expect", 0, "internal: hold mode: connections to wait for")
 	fs.IntVar(&f.queues, "server-queues", 1, "internal: TAP queues")
+	fs.IntVar(&f.reuse, "server-reuseport", 1, "internal: SO_REUSEPORT listeners")
 	fs.BoolVar(&f.offload, "server-offload", false, "internal: offload TAP (tapstack)")
 	fs.StringVar(&f.cc, "server-cc", ccDefault, "internal: congestion control")
 	fs.IntVar(&f.txqlen, "server-txqueuelen", 0, "internal: TAP txqueuelen (0: the kernel's)")
@@ -154,20 +162,25 @@ func runServer(f serverFlags) error {
 	if d == nil {
 		return fmt.Errorf("unknown stack %q", f.stack)
 	}
-	base, st, err := d.Listen(serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Offload: f.offload, CC: f.cc, TxQueueLen: f.txqlen})
+	cfg := serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Reuse: max(f.reuse, 1), Offload: f.offload, CC: f.cc, TxQueueLen: f.txqlen}
+	if isUDPMode(f.mode) {
+		return runUDPServer(d, f, cfg)
+	}
+	if d.Listen == nil {
+		return fmt.Errorf("%s serves the UDP sink only, not %q", f.stack, f.mode)
+	}
+	base, st, err := d.Listen(cfg)
 	if err != nil {
 		return fmt.Errorf("%s listen: %w", f.stack, err)
 	}
 	defer st.Close()
 	ln := &ccListener{Listener: base, read: st.ConnCC}
 	defer ln.Close()
-	if dir := os.Getenv("COMPARE_PROFILE_DIR"); dir != "" {
-		stop, err := startProfile(dir, f.stack+"-"+f.mode)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopProfile, err := maybeProfile(f)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 
 	out := bufio.NewWriter(os.Stdout)
 	rssBefore := settledRSS()
@@ -185,6 +198,16 @@ func runServer(f serverFlags) error {
 	fmt.Fprintf(out, "COUNTERS %s\n", b)
 	out.Flush()
 	return err
+}
+
+// maybeProfile starts the profiles of COMPARE_PROFILE_DIR, if set; the
+// returned func stops them.
+func maybeProfile(f serverFlags) (func(), error) {
+	dir := os.Getenv("COMPARE_PROFILE_DIR")
+	if dir == "" {
+		return func() {}, nil
+	}
+	return startProfile(dir, f.stack+"-"+f.mode)
 }
 
 // serveMode accepts and serves connections as f.mode says until stdin

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -18,19 +19,20 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	gudp "gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
 func init() {
-	registerStack(&stackDef{Name: "gvisor", Label: "gVisor netstack (TAP)", TAP: true, Listen: listenGVisor,
+	registerStack(&stackDef{Name: "gvisor", Label: "gVisor netstack (TAP)", TAP: true, Listen: listenGVisor, ListenPacket: listenPacketGVisor,
 		CheckCC: checkGVisorCC, DefaultCC: gvisorDefaultCC})
 }
 
-// newGVisorStack is a stack with IPv4, ARP and TCP.
+// newGVisorStack is a stack with IPv4, ARP, TCP and UDP.
 func newGVisorStack() *stack.Stack {
 	return stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, gudp.NewProtocol},
 	})
 }
 
@@ -68,6 +70,72 @@ func gvisorDefaultCC() string {
 // (readv dispatch: a TAP fd is not a socket) and listens with the given
 // backlog. SACK and receive-buffer moderation are on, as in Linux.
 func listenGVisor(c serverConfig) (net.Listener, served, error) {
+	if c.Reuse > 1 {
+		return nil, served{}, fmt.Errorf("-reuseport %d: gVisor's gonet has no SO_REUSEPORT listener groups", c.Reuse)
+	}
+	s, st, err := attachGVisor(c)
+	if err != nil {
+		return nil, served{}, err
+	}
+	fail := func(what string, e tcpip.Error) (net.Listener, served, error) {
+		st.Close()
+		return nil, served{}, fmt.Errorf("gvisor %s: %s", what, e)
+	}
+	var wq waiter.Queue
+	ep, e := s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	if e != nil {
+		return fail("NewEndpoint", e)
+	}
+	if e := ep.Bind(gvisorFullAddr(c.Addr)); e != nil {
+		ep.Close()
+		return fail("Bind", e)
+	}
+	if e := ep.Listen(c.Backlog); e != nil {
+		ep.Close()
+		return fail("Listen", e)
+	}
+	ln := &gvisorListener{ep: ep, wq: &wq, closed: make(chan struct{})}
+	return ln, st, nil
+}
+
+// listenPacketGVisor is a gonet UDP socket on c.Addr with SO_RCVBUF set to
+// Linux's default (net.core.rmem_default, 212992 bytes) instead of
+// gVisor's 32 KiB, so that no stack's socket queue is smaller than the
+// kernel's. gVisor charges payload bytes to it, Linux and tapstack
+// truesize: its queue holds more datagrams than theirs.
+func listenPacketGVisor(c serverConfig) (net.PacketConn, served, error) {
+	s, st, err := attachGVisor(c)
+	if err != nil {
+		return nil, served{}, err
+	}
+	fail := func(what string, e tcpip.Error) (net.PacketConn, served, error) {
+		st.Close()
+		return nil, served{}, fmt.Errorf("gvisor %s: %s", what, e)
+	}
+	var wq waiter.Queue
+	ep, e := s.NewEndpoint(gudp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	if e != nil {
+		return fail("NewEndpoint udp", e)
+	}
+	ep.SocketOptions().SetReceiveBufferSize(linuxRmemDefault, true)
+	if e := ep.Bind(gvisorFullAddr(c.Addr)); e != nil {
+		ep.Close()
+		return fail("Bind udp", e)
+	}
+	return gonet.NewUDPConn(&wq, ep), st, nil
+}
+
+// linuxRmemDefault is net.core.rmem_default of Linux (and of tapstack).
+const linuxRmemDefault = 212992
+
+func gvisorFullAddr(a netip.AddrPort) tcpip.FullAddress {
+	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(a.Addr().As4()), Port: a.Port()}
+}
+
+// attachGVisor builds the stack on the TAP with its address and default
+// route; served's counters are its TCP's and, under Linux's nstat names,
+// its UDP's and link's.
+func attachGVisor(c serverConfig) (*stack.Stack, served, error) {
 	// One fd: tun.OpenTAP cannot open a multi-queue TAP, so -queues applies
 	// to tapstack only.
 	fd, err := tun.OpenTAP(tapName)
@@ -96,7 +164,7 @@ func listenGVisor(c serverConfig) (net.Listener, served, error) {
 	}
 	s := newGVisorStack()
 	cleanup := func() { s.Close(); s.Wait() }
-	fail := func(what string, e tcpip.Error) (net.Listener, served, error) {
+	fail := func(what string, e tcpip.Error) (*stack.Stack, served, error) {
 		cleanup()
 		return nil, served{}, fmt.Errorf("gvisor %s: %s", what, e)
 	}
@@ -127,27 +195,24 @@ func listenGVisor(c serverConfig) (net.Listener, served, error) {
 		Gateway:     tcpip.AddrFrom4(tapKernelAddr.Addr().As4()),
 		NIC:         1,
 	}})
-
-	var wq waiter.Queue
-	ep, e := s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
-	if e != nil {
-		return fail("NewEndpoint", e)
-	}
-	if e := ep.Bind(tcpip.FullAddress{Addr: addr, Port: c.Addr.Port()}); e != nil {
-		ep.Close()
-		return fail("Bind", e)
-	}
-	if e := ep.Listen(c.Backlog); e != nil {
-		ep.Close()
-		return fail("Listen", e)
-	}
 	counters := func() map[string]uint64 {
-		t := s.Stats().TCP
+		st := s.Stats()
+		t, u, ip := st.TCP, st.UDP, st.IP
 		return map[string]uint64{"TcpOutSegs": t.SegmentsSent.Value(), "TcpRetransSegs": t.Retransmits.Value(),
-			"TcpExtTCPTimeouts": t.Timeouts.Value()}
+			"TcpExtTCPTimeouts": t.Timeouts.Value(),
+			"NetdevRxFrames":    st.NICs.Rx.Packets.Value(),
+			"IpInReceives":      ip.PacketsReceived.Value(),
+			"IpInHdrErrors":     ip.MalformedPacketsReceived.Value(),
+			"IpInAddrErrors":    ip.InvalidDestinationAddressesReceived.Value(),
+			// gVisor counts a datagram before its receive-buffer check, Linux after.
+			"UdpInDatagrams":  u.PacketsReceived.Value() - u.ReceiveBufferErrors.Value(),
+			"UdpNoPorts":      u.UnknownPortErrors.Value(),
+			"UdpRcvbufErrors": u.ReceiveBufferErrors.Value(),
+			"UdpInErrors":     u.ReceiveBufferErrors.Value() + u.MalformedPacketsReceived.Value() + u.ChecksumErrors.Value(),
+			"UdpInCsumErrors": u.ChecksumErrors.Value(),
+		}
 	}
-	ln := &gvisorListener{ep: ep, wq: &wq, closed: make(chan struct{})}
-	return ln, served{Close: cleanup, Counters: counters, ConnCC: gvisorConnCC}, nil
+	return s, served{Close: cleanup, Counters: counters, ConnCC: gvisorConnCC}, nil
 }
 
 // gvisorListener accepts as gonet's listener does but keeps each

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,7 +12,7 @@ import (
 )
 
 func init() {
-	registerStack(&stackDef{Name: "tapstack", Label: "tapstack (TAP)", TAP: true, Listen: listenTapstack,
+	registerStack(&stackDef{Name: "tapstack", Label: "tapstack (TAP)", TAP: true, Listen: listenTapstack, ListenPacket: listenPacketTapstack,
 		CheckCC: checkTapstackCC, DefaultCC: tapstackDefaultCC})
 }
 
@@ -52,6 +53,53 @@ func checkTapstackCC(name string) error {
 // offloads when c.Offload) and listens with the given backlog; Linux
 // defaults for every sysctl but the congestion control (-cc).
 func listenTapstack(c serverConfig) (net.Listener, served, error) {
+	s, st, err := attachTapstack(c)
+	if err != nil {
+		return nil, served{}, err
+	}
+	if c.Reuse > 1 {
+		lc := &stack.ListenConfig{Stack: s, Backlog: c.Backlog, ReusePort: true}
+		var lns []net.Listener
+		for range c.Reuse {
+			ln, err := lc.Listen(context.Background(), "tcp", c.Addr.String())
+			if err != nil {
+				for _, l := range lns {
+					l.Close()
+				}
+				st.Close()
+				return nil, served{}, err
+			}
+			lns = append(lns, ln)
+		}
+		return fanIn(lns), st, nil
+	}
+	ln, err := s.ListenTCP(c.Addr, c.Backlog)
+	if err != nil {
+		st.Close()
+		return nil, served{}, err
+	}
+	return ln, st, nil
+}
+
+// listenPacketTapstack is listenTapstack for the UDP workloads: a UDP
+// socket on c.Addr (the stack's SO_RCVBUF default, net.core.rmem_default).
+func listenPacketTapstack(c serverConfig) (net.PacketConn, served, error) {
+	s, st, err := attachTapstack(c)
+	if err != nil {
+		return nil, served{}, err
+	}
+	pc, err := s.ListenUDP(c.Addr)
+	if err != nil {
+		st.Close()
+		return nil, served{}, err
+	}
+	return pc, st, nil
+}
+
+// attachTapstack builds the stack on the TAP, configures the TAP's kernel
+// side and a default route; served's counters are every counter of the
+// stack under its nstat name.
+func attachTapstack(c serverConfig) (*stack.Stack, served, error) {
 	s, err := stack.New(stack.Config{Sysctls: tapstackSysctls(c.CC)})
 	if err != nil {
 		return nil, served{}, err
@@ -79,17 +127,10 @@ func listenTapstack(c serverConfig) (net.Listener, served, error) {
 		s.Close()
 		return nil, served{}, err
 	}
-	ln, err := s.ListenTCP(c.Addr, c.Backlog)
-	if err != nil {
-		s.Close()
-		return nil, served{}, err
-	}
 	counters := func() map[string]uint64 {
 		m := map[string]uint64{}
-		for name := range tcpCounters {
-			if v, ok := s.Stats().Get(name); ok {
-				m[name] = v
-			}
+		for _, c := range s.Stats().Counters {
+			m[c.Name] = c.Value
 		}
 		return m
 	}
@@ -97,7 +138,7 @@ func listenTapstack(c serverConfig) (net.Listener, served, error) {
 	// library shows no per-connection name, so the stack's value at accept
 	// time is what the accepted connection runs.
 	connCC := func(net.Conn) (string, error) { return s.Sysctl(ccSysctl) }
-	return ln, served{Counters: counters, ConnCC: connCC, Close: func() {
+	return s, served{Counters: counters, ConnCC: connCC, Close: func() {
 		if dir := os.Getenv("COMPARE_PROFILE_DIR"); dir != "" {
 			// With the profiles, the counters say what the stack did.
 			if f, err := os.CreateTemp(dir, "tapstack-*.nstat"); err == nil {

@@ -35,6 +35,11 @@ type workload struct {
 	LossRun bool
 	Loss    float64
 	Base    string
+
+	// UDP marks a UDP workload: the orchestrator reads the link's counters
+	// around it (the TAP's or the veth's, udp.go); Raw runs it also
+	// against the raw TAP reader, the TAP's frame ceiling.
+	UDP, Raw bool
 }
 
 func pick(o Options, quick, full int) int {
@@ -106,6 +111,9 @@ var workloads = []workload{
 			{"p99_us", "1-byte round trip p99 (µs)", false, "%.0f"},
 		},
 	},
+	udpSinkWorkload(64),
+	udpSinkWorkload(1400),
+	udpRTTWorkload(),
 	{
 		Name: "idle", ServerMode: "hold", Backlog: 4096,
 		Hold: func(o Options) int { return pick(o, 2000, 10000) },
