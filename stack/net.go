@@ -33,6 +33,41 @@ func (s *Stack) Listen(network, address string) (net.Listener, error) {
 	return s.tcp.Listen(ap, backlog)
 }
 
+// ListenConfig holds the socket options of a listener, the counterpart of
+// net.ListenConfig: Listen(ctx, network, address) as net.ListenConfig has.
+type ListenConfig struct {
+	Stack *Stack
+	// Backlog is listen(2)'s backlog, clamped to net.core.somaxconn; 0
+	// means somaxconn, as Go's net package asks for.
+	Backlog int
+	// ReusePort is SO_REUSEPORT: several listeners on one address and
+	// port, each with its own SYN queue, accept queue and backlog; new
+	// connections are spread over them by flow hash. Every member must
+	// set it (EADDRINUSE otherwise). With net.ipv4.tcp_migrate_req=1 a
+	// member that closes hands its pending connections to the others.
+	ReusePort bool
+}
+
+// Listen announces on a local address as Stack.Listen does, with lc's options.
+func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	ap, err := parseAddr("listen", network, address, true)
+	if err != nil {
+		return nil, err
+	}
+	if isUDP(network) {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network + " (use ListenPacket)")}
+	}
+	backlog := lc.Backlog
+	if backlog <= 0 {
+		sc, _ := lc.Stack.Sysctl("net.core.somaxconn")
+		backlog, _ = strconv.Atoi(sc)
+	}
+	return lc.Stack.tcp.ListenOpts(ap, backlog, tcp.ListenOptions{ReusePort: lc.ReusePort})
+}
+
 // ListenUDP opens a UDP socket bound to addr (an unspecified address: every
 // address; port 0: an ephemeral port from ip_local_port_range).
 func (s *Stack) ListenUDP(addr netip.AddrPort) (*udp.Conn, error) {

@@ -66,6 +66,7 @@ func (s *Stack) registry() map[string]*sysctl {
 		"net.ipv4.neigh.default.gc_thresh3":             {vals: ints(&ip.NeighGcThresh3), min: 1, max: 1 << 20},
 
 		"net.ipv4.tcp_max_syn_backlog":     {vals: ints(&t.MaxSynBacklog), min: 0, max: maxInt},
+		"net.ipv4.tcp_migrate_req":         {vals: ints(&t.MigrateReq), min: 0, max: 1},
 		"net.ipv4.tcp_syncookies":          {vals: ints(&t.Syncookies), min: 0, max: 2},
 		"net.ipv4.tcp_synack_retries":      {vals: ints(&t.SynackRetries), min: 0, max: 255},
 		"net.ipv4.tcp_syn_retries":         {vals: ints(&t.SynRetries), min: 1, max: 127},

@@ -106,8 +106,10 @@ func TestICMPRevertsRTOBackoff(t *testing.T) {
 			t.Fatalf("after RTO %d: backoff %d", i+1, c.backoff)
 		}
 	}
-	h.after(rto) // one rto into the 8·rto wait
-	h.s.Control(3, 1, 0, hLocal, hPeer, quote(lport, 80, iss+1)) // not snd_una
+	// One rto into the 8·rto wait, an unreachable that does not quote
+	// snd_una changes nothing.
+	h.after(rto)
+	h.s.Control(3, 1, 0, hLocal, hPeer, quote(lport, 80, iss+1))
 	if c.backoff != 3 {
 		t.Fatalf("an unreachable past snd_una reverted the backoff (%d)", c.backoff)
 	}

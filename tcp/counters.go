@@ -50,6 +50,8 @@ const (
 	cLockDroppedIcmps
 	cTCPBacklogCoalesce
 	cDelayedACKLocked
+	cTCPMigrateReqSuccess
+	cTCPMigrateReqFailure
 	cTCPAbortOnLinger
 	cTCPAbortFailed
 	cTCPTimeWaitOverflow
@@ -112,7 +114,8 @@ var counterNames = [numCounters]string{
 	cTCPAbortOnClose: "TcpExtTCPAbortOnClose", cTCPAbortOnMemory: "TcpExtTCPAbortOnMemory",
 	cTCPAbortOnTimeout: "TcpExtTCPAbortOnTimeout", cOutOfWindowIcmps: "TcpExtOutOfWindowIcmps",
 	cLockDroppedIcmps: "TcpExtLockDroppedIcmps", cTCPBacklogCoalesce: "TcpExtTCPBacklogCoalesce",
-	cDelayedACKLocked: "TcpExtDelayedACKLocked", cTCPAbortOnLinger: "TcpExtTCPAbortOnLinger",
+	cDelayedACKLocked:     "TcpExtDelayedACKLocked",
+	cTCPMigrateReqSuccess: "TcpExtTCPMigrateReqSuccess", cTCPMigrateReqFailure: "TcpExtTCPMigrateReqFailure", cTCPAbortOnLinger: "TcpExtTCPAbortOnLinger",
 	cTCPAbortFailed: "TcpExtTCPAbortFailed", cTCPTimeWaitOverflow: "TcpExtTCPTimeWaitOverflow",
 	cTW: "TcpExtTW", cTCPKeepAlive: "TcpExtTCPKeepAlive", cTCPWinProbe: "TcpExtTCPWinProbe",
 	cTCPOrigDataSent: "TcpExtTCPOrigDataSent",

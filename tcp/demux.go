@@ -79,11 +79,12 @@ func (s *Stack) deliver(src, dst netip.Addr, b []byte, shard int, csumValid bool
 
 	s.mu.RLock()
 	c := s.est[tuple{sg.local, sg.remote}]
-	var l *Listener
+	var g []*Listener
 	if c == nil {
-		l = s.lookupListener(sg.local)
+		g = s.lookupListener(sg.local)
 	}
 	s.mu.RUnlock()
+	l := s.pickListener(g, &sg)
 
 	var out outBatch
 	switch {
@@ -99,11 +100,48 @@ func (s *Stack) deliver(src, dst netip.Addr, b []byte, shard int, csumValid bool
 
 // lookupListener mirrors __inet_lookup_listener: exact address first,
 // then the wildcard address. Caller holds s.mu.
-func (s *Stack) lookupListener(local netip.AddrPort) *Listener {
-	if l := s.listeners[local]; l != nil {
-		return l
+// It returns the listener, or the SO_REUSEPORT group, bound there. Caller
+// holds s.mu.
+func (s *Stack) lookupListener(local netip.AddrPort) []*Listener {
+	if g := s.listeners[local]; len(g) > 0 {
+		return g
 	}
 	return s.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]
+}
+
+// pickListener chooses the listener of group g for sg, called without s.mu.
+// A reuseport group sends a segment of a pending handshake to the listener
+// whose SYN queue holds it (the request sock is found in the established
+// hash in Linux) and anything else to the member the flow hash selects
+// (reuseport_select_sock): a SYN, or the ACK that returns a syncookie, which
+// the same hash brings back to the listener that sent the cookie.
+func (s *Stack) pickListener(g []*Listener, sg *segment) *Listener {
+	switch len(g) {
+	case 0:
+		return nil
+	case 1:
+		return g[0]
+	}
+	if !sg.has(wire.TCPFlagSYN) || sg.has(wire.TCPFlagACK) {
+		key := tuple{sg.local, sg.remote}
+		for _, l := range g {
+			l.mu.Lock()
+			held := l.synq[key] != nil
+			l.mu.Unlock()
+			if held {
+				return l
+			}
+		}
+	}
+	return g[s.reuseportIndex(sg.local, sg.remote, len(g))]
+}
+
+// reuseportIndex is reuseport_select_sock's choice among n listeners:
+// reciprocal_scale of the connection's flow hash (inet_ehashfn, keyed).
+func (s *Stack) reuseportIndex(local, remote netip.AddrPort, n int) int {
+	h := uint32(siphash4u32(s.ehashKey, addrWord(local.Addr()), addrWord(remote.Addr()),
+		uint32(local.Port())<<16|uint32(remote.Port()), 0))
+	return int(uint64(h) * uint64(n) >> 32)
 }
 
 // sendReset answers a segment that has no socket, or that a socket
@@ -189,7 +227,7 @@ func (s *Stack) pickPort(laddr netip.Addr, remote netip.AddrPort) (uint16, bool)
 		if _, ok := s.est[tuple{lp, remote}]; ok {
 			continue
 		}
-		if s.lookupListener(lp) != nil {
+		if len(s.lookupListener(lp)) > 0 {
 			continue
 		}
 		return p, true

@@ -54,9 +54,9 @@ func (c *Conn) process(sg *segment, out *outBatch) (reuse bool) {
 // listener of its port, or answers it with a reset.
 func (s *Stack) reuseTimeWait(sg *segment, out *outBatch) {
 	s.mu.RLock()
-	l := s.lookupListener(sg.local)
+	g := s.lookupListener(sg.local)
 	s.mu.RUnlock()
-	if l != nil {
+	if l := s.pickListener(g, sg); l != nil {
 		l.input(sg, out)
 	} else {
 		s.sendReset(sg, out)

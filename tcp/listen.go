@@ -15,8 +15,9 @@ import (
 // a SYN queue of request socks and an accept queue of established
 // children. It implements net.Listener.
 type Listener struct {
-	s    *Stack
-	addr netip.AddrPort
+	s         *Stack
+	addr      netip.AddrPort
+	reusePort bool // SO_REUSEPORT: one of a group sharing addr
 
 	mu           sync.Mutex
 	backlog      int // sk_max_ack_backlog
@@ -32,9 +33,25 @@ type Listener struct {
 	dl      sockwait.Deadline
 }
 
+// ListenOptions are the socket options a listener takes before listen(2).
+type ListenOptions struct {
+	// ReusePort is SO_REUSEPORT: listeners that all set it may share an
+	// address and port. Each keeps its own SYN queue, accept queue and
+	// backlog; a new connection goes to the one its flow hash picks
+	// (reuseport_select_sock), so its handshake, syncookie ACK included,
+	// stays with that listener. Joining an address held without it, or
+	// holding one without it that a group holds, is EADDRINUSE.
+	ReusePort bool
+}
+
 // Listen opens a listener on laddr (port 0: an ephemeral port). backlog
 // is clamped to net.core.somaxconn like Linux __sys_listen.
 func (s *Stack) Listen(laddr netip.AddrPort, backlog int) (*Listener, error) {
+	return s.ListenOpts(laddr, backlog, ListenOptions{})
+}
+
+// ListenOpts is Listen with socket options.
+func (s *Stack) ListenOpts(laddr netip.AddrPort, backlog int, o ListenOptions) (*Listener, error) {
 	opErr := func(err error) error {
 		return &net.OpError{Op: "listen", Net: "tcp", Addr: net.TCPAddrFromAddrPort(laddr), Err: err}
 	}
@@ -53,13 +70,14 @@ func (s *Stack) Listen(laddr netip.AddrPort, backlog int) (*Listener, error) {
 		}
 		laddr = netip.AddrPortFrom(laddr.Addr(), p)
 	}
-	if _, ok := s.listeners[laddr]; ok {
+	g := s.listeners[laddr]
+	if len(g) > 0 && (!o.ReusePort || !g[0].reusePort) {
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRINUSE))
 	}
-	l := &Listener{s: s, addr: laddr, synq: make(map[tuple]*reqSock),
+	l := &Listener{s: s, addr: laddr, reusePort: o.ReusePort, synq: make(map[tuple]*reqSock),
 		closeCh: make(chan struct{})}
 	l.backlog = s.clampBacklog(backlog)
-	s.listeners[laddr] = l
+	s.listeners[laddr] = append(g[:len(g):len(g)], l)
 	return l, nil
 }
 
@@ -164,7 +182,9 @@ func (l *Listener) AcceptTCP() (*Conn, error) {
 func (l *Listener) notify() { l.wait.Wake() }
 
 // Close stops listening: pending requests are dropped and connections
-// never accepted are reset (Linux inet_csk_listen_stop).
+// never accepted are reset (Linux inet_csk_listen_stop). A member of a
+// reuseport group with net.ipv4.tcp_migrate_req set hands them to the
+// siblings instead (TCPMigrateReqSuccess).
 func (l *Listener) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -173,19 +193,34 @@ func (l *Listener) Close() error {
 	}
 	l.closed = true
 	close(l.closeCh)
-	for k, r := range l.synq {
-		r.timer.Stop()
-		delete(l.synq, k)
-	}
+	reqs := l.synq
+	l.synq = make(map[tuple]*reqSock)
 	l.young = 0
 	q := l.acceptq
 	l.acceptq = nil
 	l.mu.Unlock()
-	l.s.mu.Lock()
-	if l.s.listeners[l.addr] == l {
-		delete(l.s.listeners, l.addr)
+	s := l.s
+	s.mu.Lock()
+	var siblings []*Listener
+	for _, m := range s.listeners[l.addr] {
+		if m != l {
+			siblings = append(siblings, m)
+		}
 	}
-	l.s.mu.Unlock()
+	if len(siblings) == 0 {
+		delete(s.listeners, l.addr)
+	} else {
+		s.listeners[l.addr] = siblings
+	}
+	s.mu.Unlock()
+	if l.reusePort && s.sys.MigrateReq.Load() != 0 {
+		// inet_csk_listen_stop with tcp_migrate_req: what this listener
+		// held goes to the sibling its flow hash picks among those left.
+		reqs, q = l.migrate(siblings, reqs, q)
+	}
+	for _, r := range reqs {
+		r.timer.Stop()
+	}
 	for _, c := range q {
 		var out outBatch
 		c.lockSock()
@@ -199,6 +234,57 @@ func (l *Listener) Close() error {
 	}
 	l.dl.Stop()
 	return nil
+}
+
+// migrate hands the closing listener's requests and unaccepted children
+// to siblings (reuseport_migrate_sock, inet_reqsk_clone): a request is
+// cloned onto the sibling's SYN queue with a fresh SYN-ACK timer, a child
+// joins the sibling's accept queue. What finds no sibling is returned, to
+// be dropped and reset as without migration (TCPMigrateReqFailure).
+func (l *Listener) migrate(siblings []*Listener, reqs map[tuple]*reqSock, q []*Conn) (map[tuple]*reqSock, []*Conn) {
+	s := l.s
+	if len(siblings) == 0 {
+		s.mib.add(cTCPMigrateReqFailure, uint64(len(reqs)+len(q)))
+		return reqs, q
+	}
+	for k, r := range reqs {
+		r.timer.Stop()
+		sib := siblings[s.reuseportIndex(k.local, k.remote, len(siblings))]
+		nr := *r
+		nr.l = sib
+		sib.mu.Lock()
+		if sib.closed || sib.synq[k] != nil {
+			sib.mu.Unlock()
+			s.mib.inc(cTCPMigrateReqFailure)
+			continue
+		}
+		sib.synq[k] = &nr
+		if nr.numTimeout == 0 {
+			sib.young++
+		}
+		nr.timer = s.clock.AfterFunc(min(initRTO<<nr.numTimeout, maxRTO), nr.onTimer)
+		sib.mu.Unlock()
+		s.mib.inc(cTCPMigrateReqSuccess)
+	}
+	var left []*Conn
+	for _, c := range q {
+		sib := siblings[s.reuseportIndex(c.id.local, c.id.remote, len(siblings))]
+		c.lockSock()
+		c.listener = sib
+		c.release()
+		sib.mu.Lock()
+		if sib.closed {
+			sib.mu.Unlock()
+			left = append(left, c)
+			s.mib.inc(cTCPMigrateReqFailure)
+			continue
+		}
+		sib.acceptq = append(sib.acceptq, c)
+		sib.mu.Unlock()
+		sib.notify()
+		s.mib.inc(cTCPMigrateReqSuccess)
+	}
+	return nil, left
 }
 
 // acceptqFull mirrors sk_acceptq_is_full: sk_ack_backlog > sk_max_ack_backlog.

@@ -32,8 +32,8 @@ type SocketInfo struct {
 func (s *Stack) Sockets() []SocketInfo {
 	s.mu.RLock()
 	ls := make([]*Listener, 0, len(s.listeners))
-	for _, l := range s.listeners {
-		ls = append(ls, l)
+	for _, g := range s.listeners {
+		ls = append(ls, g...) // each member of a reuseport group with its own queues
 	}
 	cs := make([]*Conn, 0, len(s.est))
 	for _, c := range s.est {

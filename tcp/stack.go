@@ -84,11 +84,15 @@ type Stack struct {
 	epoch    time.Time
 
 	isnKey, tsKey sipKey
+	ehashKey      sipKey // inet_ehashfn's secret: the flow hash that spreads SYNs over a reuseport group
 	jar           *syncookie.Jar
 
-	mu        sync.RWMutex
-	est       map[tuple]*Conn
-	listeners map[netip.AddrPort]*Listener
+	mu  sync.RWMutex
+	est map[tuple]*Conn
+	// listeners maps a bound address to its listener, or to the group of
+	// SO_REUSEPORT listeners sharing it (the slice is replaced, never
+	// changed in place, so a reader may keep one after s.mu).
+	listeners map[netip.AddrPort][]*Listener
 	nextPort  uint32
 	tw        int
 	closed    bool
@@ -122,7 +126,7 @@ func New(cfg Config) *Stack {
 	if r == nil {
 		r = rand.Reader
 	}
-	var keys [32 + 16 + 16 + 4]byte
+	var keys [32 + 16 + 16 + 4 + 16]byte
 	if _, err := io.ReadFull(r, keys[:]); err != nil {
 		panic("tcp: cannot read random keys: " + err.Error())
 	}
@@ -131,10 +135,11 @@ func New(cfg Config) *Stack {
 	s.jar = syncookie.NewJar(cookieSecret)
 	s.isnKey = sipKeyFrom(keys[32:48])
 	s.tsKey = sipKeyFrom(keys[48:64])
+	s.ehashKey = sipKeyFrom(keys[68:84])
 	s.nextPort = uint32(keys[64]) | uint32(keys[65])<<8
 	s.epoch = s.clock.Now().Add(-time.Second) // timestamps never start at 0
 	s.est = make(map[tuple]*Conn)
-	s.listeners = make(map[netip.AddrPort]*Listener)
+	s.listeners = make(map[netip.AddrPort][]*Listener)
 	s.proven = make(map[netip.Addr]struct{})
 	return s
 }
@@ -154,9 +159,9 @@ func (s *Stack) Close() error {
 	for _, c := range s.est {
 		conns = append(conns, c)
 	}
-	ls := make([]*Listener, 0, len(s.listeners))
-	for _, l := range s.listeners {
-		ls = append(ls, l)
+	var ls []*Listener
+	for _, g := range s.listeners {
+		ls = append(ls, g...)
 	}
 	s.mu.Unlock()
 	for _, l := range ls {

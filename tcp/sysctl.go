@@ -7,6 +7,7 @@ import "sync/atomic"
 type Sysctls struct {
 	Somaxconn         atomic.Int64 // net.core.somaxconn
 	MaxSynBacklog     atomic.Int64 // net.ipv4.tcp_max_syn_backlog
+	MigrateReq        atomic.Int64 // net.ipv4.tcp_migrate_req: a closing reuseport listener hands its queues to a sibling
 	Syncookies        atomic.Int64 // net.ipv4.tcp_syncookies: 0 off, 1 when the SYN queue is full, 2 always
 	SynackRetries     atomic.Int64 // net.ipv4.tcp_synack_retries
 	SynRetries        atomic.Int64 // net.ipv4.tcp_syn_retries
@@ -59,7 +60,7 @@ func NewSysctls() *Sysctls {
 		v *atomic.Int64
 		n int64
 	}{
-		{&s.Somaxconn, 4096}, {&s.MaxSynBacklog, 4096}, {&s.Syncookies, 1}, {&s.SynackRetries, 5},
+		{&s.Somaxconn, 4096}, {&s.MaxSynBacklog, 4096}, {&s.MigrateReq, 0}, {&s.Syncookies, 1}, {&s.SynackRetries, 5},
 		{&s.SynRetries, 6}, {&s.AbortOnOverflow, 0}, {&s.Retries1, 3}, {&s.Retries2, 15},
 		{&s.FinTimeout, 60}, {&s.KeepaliveTime, 7200}, {&s.KeepaliveIntvl, 75}, {&s.KeepaliveProbes, 9},
 		{&s.Timestamps, 1}, {&s.WindowScaling, 1}, {&s.Sack, 1}, {&s.Dsack, 1},

@@ -36,6 +36,7 @@ func TestBadFlagsExit2(t *testing.T) {
 		{"-sysctl", "somaxconn"},
 		{"-addr", "10.0.0.300/24"},
 		{"-port", "70000"},
+		{"-reuseport", "0"},
 	} {
 		cmd := cmdtest.Command(mainEnv, args...)
 		out, err := cmd.CombinedOutput()
@@ -123,5 +124,28 @@ func checkPcap(t *testing.T, file string) {
 		if !strings.Contains(text, want) {
 			t.Errorf("capture lacks %q:\n%s", want, text)
 		}
+	}
+}
+
+// TestEchoReusePort: with -reuseport 2 the echo server has two SO_REUSEPORT
+// listeners on its port, each with its own accept loop; kernel clients'
+// connections are echoed whichever takes them, and the report lists both.
+func TestEchoReusePort(t *testing.T) {
+	ns := netnstest.New(t)
+	echo := cmdtest.Start(t, mainEnv, "2 listener(s)", "-netns", ns.Name(), "-tap", "tap0", "-port", "7", "-reuseport", "2")
+	for i := range 8 {
+		msg := fmt.Sprintf("hello %d\n", i)
+		nc := ns.Command(testwait.Context(t), "nc", "-N", "10.0.0.2", "7")
+		nc.Stdin = strings.NewReader(msg)
+		if got, err := nc.Output(); err != nil || string(got) != msg {
+			t.Fatalf("nc echo %d: %v: %q", i, err, got)
+		}
+	}
+	echo.Cmd.Process.Signal(syscall.SIGUSR1)
+	echo.WaitFor(time.Until(testwait.Deadline(t)), "LISTEN")
+	report := echo.Stop()
+	// The SIGUSR1 report and the one at exit each list both listeners.
+	if n := strings.Count(report, "LISTEN      0       4096    10.0.0.2:7"); n != 4 {
+		t.Fatalf("the reports list %d listeners on :7, want 2 each:\n%s", n, report)
 	}
 }

@@ -26,6 +26,7 @@ func main() {
 	port := fs.Int("port", 7, "TCP and UDP port to echo on")
 	backlog := fs.Int("backlog", 4096, "listen(2) backlog (clamped by net.core.somaxconn)")
 	accept := fs.Bool("accept", true, "accept connections (false: never accept, to watch the queues fill)")
+	reuseport := fs.Int("reuseport", 1, "SO_REUSEPORT listeners on the port, each with its own queues and accept loop")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
@@ -35,35 +36,45 @@ func main() {
 	if *backlog < 0 {
 		tapnet.Exit("echo", tapnet.UsageError{Err: fmt.Errorf("-backlog %d: want ≥ 0", *backlog)})
 	}
+	if *reuseport < 1 || *reuseport > 1024 {
+		tapnet.Exit("echo", tapnet.UsageError{Err: fmt.Errorf("-reuseport %d: want 1..1024", *reuseport)})
+	}
 	env, err := f.Up()
 	if err != nil {
 		tapnet.Exit("echo", err)
 	}
-	ln, err := env.Stack.ListenTCP(netip.AddrPortFrom(env.Addr.Addr(), uint16(*port)), *backlog)
+	lns, err := env.ListenTCP(netip.AddrPortFrom(env.Addr.Addr(), uint16(*port)), *backlog, *reuseport)
 	if err != nil {
 		env.Close()
 		tapnet.Exit("echo", err)
 	}
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
 	pc, err := env.Stack.ListenUDP(netip.AddrPortFrom(env.Addr.Addr(), uint16(*port)))
 	if err != nil {
-		ln.Close()
+		closeAll()
 		env.Close()
 		tapnet.Exit("echo", err)
 	}
 	go serveUDP(pc)
-	log.Printf("tapstack echo: %s on %s, TCP echo on port %d (accept=%v), UDP echo on port %d; SIGUSR1 prints counters", env.Addr, f.Tap, *port, *accept, *port)
+	log.Printf("tapstack echo: %s on %s, TCP echo on port %d (accept=%v, %d listener(s)), UDP echo on port %d; SIGUSR1 prints counters", env.Addr, f.Tap, *port, *accept, len(lns), *port)
 	if f.NetNS != "" {
 		log.Printf("try: ip netns exec %s ping -c 3 %s", f.NetNS, env.Addr.Addr())
 		log.Printf("     echo hello | ip netns exec %s nc -q1 %s %d", f.NetNS, env.Addr.Addr(), *port)
 		log.Printf("     echo hello | ip netns exec %s nc -u -w1 %s %d", f.NetNS, env.Addr.Addr(), *port)
 	}
 	if *accept {
-		go serve(ln)
+		for _, ln := range lns {
+			go serve(ln)
+		}
 	}
 	sig := env.Wait(os.Stdout)
 	log.Printf("%v: shutting down", sig)
 	env.Report(os.Stdout)
-	ln.Close()
+	closeAll()
 	pc.Close()
 	env.Close()
 }

@@ -26,23 +26,29 @@ func main() {
 	f.Register(fs)
 	port := fs.Int("port", 80, "HTTP port")
 	backlog := fs.Int("backlog", 4096, "listen(2) backlog (clamped by net.core.somaxconn)")
+	reuseport := fs.Int("reuseport", 1, "SO_REUSEPORT listeners on the port, each with its own queues and accept loop")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
 	if *port < 1 || *port > 65535 {
 		tapnet.Exit("http", tapnet.UsageError{Err: fmt.Errorf("-port %d: want 1..65535", *port)})
 	}
+	if *reuseport < 1 || *reuseport > 1024 {
+		tapnet.Exit("http", tapnet.UsageError{Err: fmt.Errorf("-reuseport %d: want 1..1024", *reuseport)})
+	}
 	env, err := f.Up()
 	if err != nil {
 		tapnet.Exit("http", err)
 	}
-	ln, err := env.Stack.ListenTCP(netip.AddrPortFrom(env.Addr.Addr(), uint16(*port)), *backlog)
+	lns, err := env.ListenTCP(netip.AddrPortFrom(env.Addr.Addr(), uint16(*port)), *backlog, *reuseport)
 	if err != nil {
 		env.Close()
 		tapnet.Exit("http", err)
 	}
 	srv := &http.Server{Handler: Handler(env.Stack), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	for _, ln := range lns {
+		go srv.Serve(ln) // an accept loop per listener
+	}
 	log.Printf("tapstack http: http://%s:%d/ on %s", env.Addr.Addr(), *port, f.Tap)
 	sig := env.Wait(os.Stdout)
 	log.Printf("%v: shutting down", sig)

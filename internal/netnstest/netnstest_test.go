@@ -99,6 +99,8 @@ func TestRequireSkipsOrFails(t *testing.T) {
 		{"all there, required", "", true, false, false},
 		{"not root", "not root", false, false, true},
 		{"not root, required in CI", "not root", true, true, false},
+		{"a tool missing", "no dnsmasq: apt-get install dnsmasq-base", false, false, true},
+		{"a tool missing, required in CI", "no dnsmasq: apt-get install dnsmasq-base", true, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeTB{TB: t}
@@ -106,7 +108,7 @@ func TestRequireSkipsOrFails(t *testing.T) {
 			if (f.fatal != "") != tc.fatal || (f.skip != "") != tc.skip {
 				t.Fatalf("fatal %q skip %q", f.fatal, f.skip)
 			}
-			if msg := f.fatal + f.skip; msg != "" && !strings.Contains(msg, "netns tests need root; run as root or set TAPSTACK_REQUIRE_NETNS=1 in CI") {
+			if msg := f.fatal + f.skip; msg != "" && !strings.Contains(msg, "run as root or set TAPSTACK_REQUIRE_NETNS=1 in CI") || !strings.Contains(msg, tc.reason) {
 				t.Fatalf("message %q", msg)
 			}
 		})

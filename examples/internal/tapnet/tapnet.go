@@ -5,6 +5,7 @@
 package tapnet
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,6 +60,36 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.NetNS, "netns", "", "create the TAP inside this network namespace (made if missing, deleted at exit if made)")
 	fs.StringVar(&f.Admin, "admin", "", "serve /metrics, /debug/nstat, /debug/ss and pprof on this host address, e.g. 127.0.0.1:9090")
 	fs.Var(&f.Sysctls, "sysctl", "set a knob by its Linux name, e.g. net.core.somaxconn=128 (repeatable)")
+}
+
+// ListenTCP opens the examples' TCP listener on addr: one, or with
+// reuseport > 1 that many SO_REUSEPORT listeners sharing addr, each with
+// its own SYN and accept queues, for an accept loop apiece (nginx's
+// per-worker reuseport). Connections are spread over them by flow hash.
+func (env *Env) ListenTCP(addr netip.AddrPort, backlog, reuseport int) ([]net.Listener, error) {
+	if reuseport < 1 || reuseport > 1024 {
+		return nil, UsageError{Err: fmt.Errorf("-reuseport %d: want 1..1024", reuseport)}
+	}
+	if reuseport == 1 {
+		ln, err := env.Stack.ListenTCP(addr, backlog)
+		if err != nil {
+			return nil, err
+		}
+		return []net.Listener{ln}, nil
+	}
+	lc := &stack.ListenConfig{Stack: env.Stack, Backlog: backlog, ReusePort: true}
+	var lns []net.Listener
+	for range reuseport {
+		ln, err := lc.Listen(context.Background(), "tcp", addr.String())
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
 }
 
 // Env is a stack running on a TAP device.
