@@ -1,35 +1,27 @@
-// Package clock is the stack's only source of time. Production code uses
-// Real; tests use a Virtual clock so that timers (RTO, SYN-ACK retries,
-// TIME_WAIT, delayed ACK) fire deterministically and without sleeping.
+// Package clock forwards to the public package
+// github.com/tapstack/tapstack/clock, where the clock now lives, so that the
+// layers importing this path keep compiling unchanged. The types are
+// aliases: a clock.Clock from either path is the same type. New code
+// imports the public package.
 package clock
 
-import "time"
+import (
+	"time"
 
-// Clock tells the time and schedules callbacks. AfterFunc never starts a
-// goroutine per timer on the Real clock (the runtime's timer heap scales to
-// hundreds of thousands of timers), which is why the stack needs no
-// goroutine per connection.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f once, in its own goroutine on the Real clock and in
-	// the goroutine calling Advance on a Virtual clock, after d has passed.
-	AfterFunc(d time.Duration, f func()) Timer
-}
+	"github.com/tapstack/tapstack/clock"
+)
 
-// Timer is a pending AfterFunc call.
-type Timer interface {
-	// Stop prevents the call; it reports whether the timer was pending.
-	Stop() bool
-	// Reset re-arms the timer to fire after d; it reports whether the timer
-	// was pending.
-	Reset(d time.Duration) bool
-}
+type (
+	// Clock is [clock.Clock].
+	Clock = clock.Clock
+	// Timer is [clock.Timer].
+	Timer = clock.Timer
+	// Virtual is [clock.Virtual].
+	Virtual = clock.Virtual
+)
 
-// Real is the wall clock.
-func Real() Clock { return realClock{} }
+// Real is [clock.Real].
+func Real() Clock { return clock.Real() }
 
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+// NewVirtual is [clock.NewVirtual].
+func NewVirtual(start time.Time) *Virtual { return clock.NewVirtual(start) }
