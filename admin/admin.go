@@ -2,7 +2,7 @@
 // network (not over the stack): Prometheus metrics, nstat and ss text, a
 // JSON snapshot and net/http/pprof.
 //
-//	/metrics            Prometheus text exposition (client_golang)
+//	/metrics            Prometheus text exposition (package metrics, client_golang)
 //	/debug/nstat        counters as `nstat -az` prints them
 //	/debug/ss           sockets as `ss -tan` prints them
 //	/debug/stats.json   the counters and softnet rows as JSON
@@ -17,13 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tapstack/tapstack/metrics"
 	"github.com/tapstack/tapstack/stack"
 )
 
 // Handler returns the admin endpoints of st.
 func Handler(st *stack.Stack) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(st.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(metrics.NewCollector(st), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
 
@@ -13,49 +12,12 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tapstack/tapstack/admin"
-	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/stacktest"
 	"github.com/tapstack/tapstack/stack"
 )
 
-// newStacks returns a server stack with a listener of backlog 2 that never
-// accepts and three connections from a client stack: the accept queue holds
-// 3 (backlog+1).
-func newStacks(t *testing.T) *stack.Stack {
-	t.Helper()
-	la, lb := driver.NewPipe(driver.PipeConfig{}, driver.PipeConfig{})
-	srv, err := stack.New(stack.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := stack.New(stack.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	if err := srv.Attach(la, netip.MustParsePrefix("10.2.0.1/24")); err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.Attach(lb, netip.MustParsePrefix("10.2.0.2/24")); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := srv.ListenTCP(netip.MustParseAddrPort("10.2.0.1:80"), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	for i := 0; i < 3; i++ {
-		c, err := cli.Dial("tcp", "10.2.0.1:80")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	// The last handshake completes on the server when its ACK arrives.
-	testwait.Until(t, "three connections in the accept queue", func() bool { _, acceptq := ln.QueueLens(); return acceptq == 3 })
-	return srv
-}
+// newStacks is a server stack whose listener's accept queue holds 3.
+func newStacks(t *testing.T) *stack.Stack { return stacktest.FullAcceptQueue(t, "10.2.0.0/24") }
 
 func get(t *testing.T, url string) string {
 	t.Helper()

@@ -5,8 +5,9 @@
 package driver
 
 import (
-	"errors"
 	"net"
+
+	"github.com/tapstack/tapstack/internal/pkt"
 )
 
 // Link is an Ethernet link with one or more queues. Each queue has its own
@@ -71,7 +72,7 @@ const MaxGSOFrameSize = 14 + 65535
 
 // ErrNoGSO is returned by WriteGSO on a link (or wrapper) that cannot
 // segment super-frames.
-var ErrNoGSO = errors.New("driver: link does not support GSO")
+var ErrNoGSO = pkt.ErrNoGSO
 
 // MaxFrameSize is the longest frame l's ReadFrame can return: its
 // MaxFrameSize when it is a LargeFrameLink, else MTU()+14.

@@ -8,11 +8,6 @@ import (
 	"github.com/tapstack/tapstack/wire"
 )
 
-const (
-	arpRequestOp = wire.ARPRequest
-	arpReplyOp   = wire.ARPReply
-)
-
 // arpInput is the ARP handler (arp_rcv + arp_process).
 func (l *Layer) arpInput(b *pkt.Buffer) {
 	if l.closed.Load() {
@@ -26,7 +21,7 @@ func (l *Layer) arpInput(b *pkt.Buffer) {
 	sha := a.SenderMAC()
 	sip, tip := a.SenderIP(), a.TargetIP()
 	op := a.Op()
-	if (op != arpRequestOp && op != arpReplyOp) || tip.IsMulticast() || tip.IsLoopback() ||
+	if (op != wire.ARPRequest && op != wire.ARPReply) || tip.IsMulticast() || tip.IsLoopback() ||
 		wire.IsMulticastMAC(sha) || sip.IsMulticast() || sip == limitedBroadcast {
 		l.ctr.inc(cArpInDiscards)
 		return
@@ -34,20 +29,20 @@ func (l *Layer) arpInput(b *pkt.Buffer) {
 	tipLocal := l.classify(tip) == kindLocal
 	if !sip.IsValid() || sip.IsUnspecified() {
 		// An ARP probe (RFC 5227 duplicate address detection): answer, learn nothing.
-		if op == arpRequestOp && tipLocal {
-			l.sendARP(arpReplyOp, tip, sha, sip, sha)
+		if op == wire.ARPRequest && tipLocal {
+			l.sendARP(wire.ARPReply, tip, sha, sip, sha)
 		}
 		return
 	}
-	if op == arpRequestOp && tipLocal {
+	if op == wire.ARPRequest && tipLocal {
 		// neigh_event_ns: the asker becomes a STALE neighbour, then we reply.
 		l.neigh.update(sip, sha, nudStale, true)
-		l.sendARP(arpReplyOp, tip, sha, sip, sha)
+		l.sendARP(wire.ARPReply, tip, sha, sip, sha)
 		return
 	}
 	// Replies and others' requests only refresh an existing entry (arp_accept=0).
 	st := nudStale
-	if op == arpReplyOp && tipLocal && !wire.IsMulticastMAC(a.TargetMAC()) {
+	if op == wire.ARPReply && tipLocal && !wire.IsMulticastMAC(a.TargetMAC()) {
 		st = nudReachable
 	}
 	l.neigh.update(sip, sha, st, false)
@@ -72,5 +67,5 @@ func (l *Layer) solicit(target netip.Addr, unicast net.HardwareAddr) {
 	if err != nil {
 		return
 	}
-	l.sendARP(arpRequestOp, src, nil, target, unicast)
+	l.sendARP(wire.ARPRequest, src, nil, target, unicast)
 }

@@ -13,9 +13,10 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/clock"
 	"github.com/tapstack/tapstack/internal/eventlog"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/wire"
 )
 
 // Errors returned by Route and Output. They wrap the errno Linux returns so
@@ -141,7 +142,7 @@ func (l *Layer) RegisterControl(proto uint8, h func(m ControlMessage)) {
 func (l *Layer) Start() {
 	l.startOnce.Do(func() {
 		for _, p := range l.rt.addresses() {
-			l.sendARP(arpRequestOp, p.Addr(), nil, p.Addr(), nil)
+			l.sendARP(wire.ARPRequest, p.Addr(), nil, p.Addr(), nil)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapstack/tapstack/internal/clock"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/wire"
 )
 
 // TestBacklogOverflowExactDrops floods shard 0 while its worker is not
@@ -36,7 +37,7 @@ func TestBacklogOverflowExactDrops(t *testing.T) {
 			var mu sync.Mutex
 			seen := map[uint32]int{}
 			var order []uint32
-			d.Handle(etherTypeARP, func(b *pkt.Buffer) {
+			d.Handle(wire.EtherTypeARP, func(b *pkt.Buffer) {
 				seq := binary.BigEndian.Uint32(b.Bytes())
 				mu.Lock()
 				seen[seq]++
@@ -131,7 +132,7 @@ func TestNetRxActionBudget(t *testing.T) {
 			d := New(link, Config{Shards: 1, Sysctls: sc, Clock: clk})
 			defer d.Close()
 			handled := 0
-			d.Handle(etherTypeARP, func(*pkt.Buffer) {
+			d.Handle(wire.EtherTypeARP, func(*pkt.Buffer) {
 				handled++
 				clk.Advance(tc.perFrame)
 			})
@@ -164,7 +165,7 @@ func TestWorkerKeepsPollingAfterSqueeze(t *testing.T) {
 	sc.Budget.Store(8)
 	d := New(link, Config{Shards: 1, Sysctls: sc})
 	var n int
-	d.Handle(etherTypeARP, func(*pkt.Buffer) { n++ })
+	d.Handle(wire.EtherTypeARP, func(*pkt.Buffer) { n++ })
 	for i := range 1001 {
 		d.Receive(buf(arpFrame(uint32(i))))
 	}
@@ -189,7 +190,7 @@ func TestBacklogOverflowWithBlockedHandler(t *testing.T) {
 	d := New(link, Config{Shards: 1, Sysctls: sc})
 	entered, release := make(chan struct{}), make(chan struct{})
 	seen := map[uint32]int{}
-	d.Handle(etherTypeARP, func(b *pkt.Buffer) {
+	d.Handle(wire.EtherTypeARP, func(b *pkt.Buffer) {
 		seq := binary.BigEndian.Uint32(b.Bytes())
 		if seq == 0 {
 			close(entered)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/wire"
 )
 
 // BenchmarkReceiveProcess: Receive (checks, flow hash, enqueue_to_backlog)
@@ -13,7 +14,7 @@ func BenchmarkReceiveProcess(b *testing.B) {
 	defer peer.Close()
 	d := New(link, Config{Shards: 4})
 	defer d.Close()
-	d.Handle(etherTypeIPv4, func(*pkt.Buffer) {})
+	d.Handle(wire.EtherTypeIPv4, func(*pkt.Buffer) {})
 	frame := flowFrame(1, 1)
 	s := d.shards[0]
 	b.ReportAllocs()
@@ -36,7 +37,7 @@ func BenchmarkReceiveWithWorkers(b *testing.B) {
 	link, peer := newTestPipe(1)
 	defer peer.Close()
 	d := New(link, Config{Shards: 2})
-	d.Handle(etherTypeIPv4, func(*pkt.Buffer) {})
+	d.Handle(wire.EtherTypeIPv4, func(*pkt.Buffer) {})
 	d.Start()
 	frames := [][]byte{flowFrame(1, 1), flowFrame(2, 1), flowFrame(3, 1), flowFrame(4, 1)}
 	b.ReportAllocs()

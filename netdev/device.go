@@ -5,7 +5,6 @@
 package netdev
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,10 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tapstack/tapstack/clock"
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/clock"
 	"github.com/tapstack/tapstack/internal/eventlog"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/wire"
 )
 
 // Config configures a Device.
@@ -227,7 +227,7 @@ func (d *Device) reader(q int) {
 			}
 			continue
 		}
-		if d.maxFrame > d.mtu+ethHeaderLen && n+pkt.Headroom <= pkt.SmallSize {
+		if d.maxFrame > d.mtu+wire.EthernetHeaderLen && n+pkt.Headroom <= pkt.SmallSize {
 			small := pkt.GetRx(n)
 			small.SetLen(copy(small.Store(), b.Store()[:n]))
 			b, spare = small, b
@@ -273,14 +273,14 @@ func (d *Device) Receive(b *pkt.Buffer) bool {
 // caller's goroutine (see Config.Threaded).
 func (d *Device) receive(b *pkt.Buffer, inline bool) bool {
 	frame := b.Bytes()
-	if len(frame) < ethHeaderLen {
+	if len(frame) < wire.EthernetHeaderLen {
 		d.rxRunt.Add(1)
 		d.rxBadBytes.Add(uint64(len(frame)))
 		b.Release()
 		return false
 	}
 	// eth_type_trans marks it PACKET_OTHERHOST; IP would drop it later.
-	if dst := ethDst(frame); isUnicast(dst) && !sameMAC(dst, d.macKey) {
+	if dst := wire.Ethernet(frame).Dst(); !wire.IsMulticastMAC(dst) && !sameMAC(dst, d.macKey) {
 		d.rxOtherHost.Add(1)
 		d.rxBadBytes.Add(uint64(len(frame)))
 		b.Release()
@@ -309,10 +309,10 @@ func (d *Device) receive(b *pkt.Buffer, inline bool) bool {
 
 // deliver demultiplexes one frame by ethertype (__netif_receive_skb_core).
 func (d *Device) deliver(b *pkt.Buffer) {
-	et := ethType(b.Bytes())
+	et := wire.Ethernet(b.Bytes()).EtherType()
 	for i := range d.handlers {
 		if d.handlers[i].ethertype == et {
-			b.TrimFront(ethHeaderLen)
+			b.TrimFront(wire.EthernetHeaderLen)
 			d.handlers[i].h(b)
 			return
 		}
@@ -353,18 +353,11 @@ func (d *Device) frame(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) er
 		return errBadMAC
 	case b.Len() > d.mtu:
 		return fmt.Errorf("%w: %d > %d", errTooBig, b.Len(), d.mtu)
-	case b.Headroom() < ethHeaderLen:
+	case b.Headroom() < wire.EthernetHeaderLen:
 		return errNoHeadroom
 	}
-	d.prependEthernet(dst, ethertype, b)
+	wire.PrependEthernet(b, dst, d.macKey[:], ethertype)
 	return nil
-}
-
-func (d *Device) prependEthernet(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) {
-	h := b.Prepend(ethHeaderLen)
-	copy(h[0:6], dst)
-	copy(h[6:12], d.macKey[:])
-	binary.BigEndian.PutUint16(h[12:14], ethertype)
 }
 
 // ErrNoGSO is returned by TransmitGSO when the link cannot segment.
@@ -392,14 +385,14 @@ func (d *Device) frameGSO(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer,
 		return ErrNoGSO
 	case len(dst) != 6:
 		return errBadMAC
-	case ethertype != etherTypeIPv4 || mss <= 0:
+	case ethertype != wire.EtherTypeIPv4 || mss <= 0:
 		return fmt.Errorf("netdev: GSO needs TCP/IPv4 and an MSS (ethertype %#04x, mss %d)", ethertype, mss)
-	case b.Len()+ethHeaderLen > d.gsoMax:
-		return fmt.Errorf("%w: %d > %d", errTooBig, b.Len()+ethHeaderLen, d.gsoMax)
-	case b.Headroom() < ethHeaderLen:
+	case b.Len()+wire.EthernetHeaderLen > d.gsoMax:
+		return fmt.Errorf("%w: %d > %d", errTooBig, b.Len()+wire.EthernetHeaderLen, d.gsoMax)
+	case b.Headroom() < wire.EthernetHeaderLen:
 		return errNoHeadroom
 	}
-	d.prependEthernet(dst, ethertype, b)
+	wire.PrependEthernet(b, dst, d.macKey[:], ethertype)
 	return nil
 }
 

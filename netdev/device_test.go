@@ -4,14 +4,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/tapstack/tapstack/driver"
 	"net"
 	"runtime"
 	"slices"
 	"sync"
 	"testing"
 
+	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/wire"
 )
 
 func TestFlowHash(t *testing.T) {
@@ -29,11 +30,11 @@ func TestFlowHash(t *testing.T) {
 		x, y   []byte
 		sameOK bool // must x and y hash alike?
 	}{
-		{"tcp: other port, other flow", ipv4Frame(ourMAC, ipProtoTCP, a, b, 1, 80, 0, 0), ipv4Frame(ourMAC, ipProtoTCP, a, b, 2, 80, 0, 0), false},
-		{"udp: other port, other flow", ipv4Frame(ourMAC, ipProtoUDP, a, b, 1, 53, 0, 0), ipv4Frame(ourMAC, ipProtoUDP, a, b, 2, 53, 0, 0), false},
-		{"tcp: reverse direction, same flow", ipv4Frame(ourMAC, ipProtoTCP, a, b, 1, 80, 0, 0), ipv4Frame(ourMAC, ipProtoTCP, b, a, 80, 1, 0, 0), true},
-		{"first fragment ignores ports", ipv4Frame(ourMAC, ipProtoUDP, a, b, 1, 53, mf, 0), ipv4Frame(ourMAC, ipProtoUDP, a, b, 2, 54, mf, 0), true},
-		{"later fragment matches first", ipv4Frame(ourMAC, ipProtoUDP, a, b, 1, 53, mf, 0), ipv4Frame(ourMAC, ipProtoUDP, a, b, 7, 7, 185, 0), true},
+		{"tcp: other port, other flow", ipv4Frame(ourMAC, wire.IPProtocolTCP, a, b, 1, 80, 0, 0), ipv4Frame(ourMAC, wire.IPProtocolTCP, a, b, 2, 80, 0, 0), false},
+		{"udp: other port, other flow", ipv4Frame(ourMAC, wire.IPProtocolUDP, a, b, 1, 53, 0, 0), ipv4Frame(ourMAC, wire.IPProtocolUDP, a, b, 2, 53, 0, 0), false},
+		{"tcp: reverse direction, same flow", ipv4Frame(ourMAC, wire.IPProtocolTCP, a, b, 1, 80, 0, 0), ipv4Frame(ourMAC, wire.IPProtocolTCP, b, a, 80, 1, 0, 0), true},
+		{"first fragment ignores ports", ipv4Frame(ourMAC, wire.IPProtocolUDP, a, b, 1, 53, mf, 0), ipv4Frame(ourMAC, wire.IPProtocolUDP, a, b, 2, 54, mf, 0), true},
+		{"later fragment matches first", ipv4Frame(ourMAC, wire.IPProtocolUDP, a, b, 1, 53, mf, 0), ipv4Frame(ourMAC, wire.IPProtocolUDP, a, b, 7, 7, 185, 0), true},
 		{"icmp ignores ports", ipv4Frame(ourMAC, 1, a, b, 1, 1, 0, 0), ipv4Frame(ourMAC, 1, a, b, 2, 2, 0, 0), true},
 		{"protocol matters", ipv4Frame(ourMAC, 1, a, b, 0, 0, 0, 0), ipv4Frame(ourMAC, 47, a, b, 0, 0, 0, 0), false},
 	} {
@@ -77,7 +78,7 @@ func TestReceiveDrops(t *testing.T) {
 			d := New(link, Config{Shards: 1})
 			defer d.Close()
 			handled := 0
-			for _, et := range []uint16{etherTypeARP, etherTypeIPv4} {
+			for _, et := range []uint16{wire.EtherTypeARP, wire.EtherTypeIPv4} {
 				d.Handle(et, func(*pkt.Buffer) { handled++ })
 			}
 			if got := d.Receive(buf(tc.frame)); got != tc.accepted {
@@ -102,7 +103,7 @@ func TestHandlerSeesL3PacketAndShard(t *testing.T) {
 	defer d.Close()
 	var got []byte
 	shard := -1
-	d.Handle(etherTypeIPv4, func(b *pkt.Buffer) { got, shard = slices.Clone(b.Bytes()), b.Shard })
+	d.Handle(wire.EtherTypeIPv4, func(b *pkt.Buffer) { got, shard = slices.Clone(b.Bytes()), b.Shard })
 	f := flowFrame(3, 99)
 	d.Receive(buf(f))
 	for _, s := range d.shards {
@@ -142,7 +143,7 @@ func testFlowOrder(t *testing.T, threaded bool) {
 		shardOf[i] = -1
 	}
 	var bad []string
-	d.Handle(etherTypeIPv4, func(b *pkt.Buffer) {
+	d.Handle(wire.EtherTypeIPv4, func(b *pkt.Buffer) {
 		p := b.Bytes()
 		flow := int(binary.BigEndian.Uint16(p[20:])) - 40000
 		seq := binary.BigEndian.Uint32(p[28:])
@@ -206,7 +207,7 @@ func TestTransmit(t *testing.T) {
 			b := pkt.Get(tc.size)
 			copy(b.Append(tc.size), payload)
 			b.Shard = tc.shard
-			err := d.Transmit(tc.dst, etherTypeIPv4, b)
+			err := d.Transmit(tc.dst, wire.EtherTypeIPv4, b)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Transmit: %v", err)
 			}
@@ -220,7 +221,7 @@ func TestTransmit(t *testing.T) {
 			}
 			frame = frame[:n]
 			if n != 14+tc.size || !slices.Equal(frame[0:6], tc.dst) || !slices.Equal(frame[6:12], ourMAC) ||
-				binary.BigEndian.Uint16(frame[12:]) != etherTypeIPv4 || !slices.Equal(frame[14:14+min(tc.size, len(payload))], payload[:min(tc.size, len(payload))]) {
+				binary.BigEndian.Uint16(frame[12:]) != wire.EtherTypeIPv4 || !slices.Equal(frame[14:14+min(tc.size, len(payload))], payload[:min(tc.size, len(payload))]) {
 				t.Fatalf("frame % x", frame[:min(n, 40)])
 			}
 		})
@@ -232,7 +233,7 @@ func TestTransmit(t *testing.T) {
 	d.Close()
 	b := pkt.Get(10)
 	b.Append(10)
-	if err := d.Transmit(peerMAC, etherTypeIPv4, b); !errors.Is(err, net.ErrClosed) {
+	if err := d.Transmit(peerMAC, wire.EtherTypeIPv4, b); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Transmit after Close: %v", err)
 	}
 }
@@ -251,7 +252,7 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 			baseline := runtime.NumGoroutine()
 			link, peer := newTestPipe(tc.queues)
 			d := New(link, Config{Shards: tc.shard})
-			d.Handle(etherTypeIPv4, func(*pkt.Buffer) {})
+			d.Handle(wire.EtherTypeIPv4, func(*pkt.Buffer) {})
 			if tc.start {
 				d.Start()
 			}
@@ -311,12 +312,12 @@ func TestReaderCarriesRxInfo(t *testing.T) {
 		}
 		d := New(l, Config{Shards: 1})
 		got := make(chan [2]int, 8)
-		d.Handle(etherTypeIPv4, func(b *pkt.Buffer) {
+		d.Handle(wire.EtherTypeIPv4, func(b *pkt.Buffer) {
 			v := 0
 			if b.ChecksumValid {
 				v = 1
 			}
-			got <- [2]int{len(b.Bytes()) + ethHeaderLen, v}
+			got <- [2]int{len(b.Bytes()) + wire.EthernetHeaderLen, v}
 		})
 		d.Start()
 		even, odd := flowFrame(1, 1), append(flowFrame(1, 2), 0)

@@ -1,20 +1,11 @@
 package netdev
 
-import "encoding/binary"
+import (
+	"encoding/binary"
 
-// Ethernet header layout; netdev only needs these few fields, so it reads
-// them directly rather than importing a header view.
-const (
-	ethHeaderLen  = 14
-	etherTypeIPv4 = 0x0800
-	etherTypeARP  = 0x0806
-	ipProtoTCP    = 6
-	ipProtoUDP    = 17
+	"github.com/tapstack/tapstack/wire"
 )
 
-func ethDst(frame []byte) []byte       { return frame[0:6] }
-func ethType(frame []byte) uint16      { return binary.BigEndian.Uint16(frame[12:14]) }
-func isUnicast(mac []byte) bool        { return mac[0]&0x01 == 0 }
 func sameMAC(a []byte, b [6]byte) bool { return [6]byte(a) == b }
 
 // flowHash hashes an IPv4 frame's flow keys as the flow dissector does:
@@ -23,10 +14,10 @@ func sameMAC(a []byte, b [6]byte) bool { return [6]byte(a) == b }
 // (__flow_hash_consistentify), so both directions of a flow hash alike.
 // ok is false for frames that are not IPv4: they go to shard 0.
 func flowHash(frame []byte, seed uint32) (hash uint32, ok bool) {
-	if ethType(frame) != etherTypeIPv4 {
+	if wire.Ethernet(frame).EtherType() != wire.EtherTypeIPv4 {
 		return 0, false
 	}
-	ip := frame[ethHeaderLen:]
+	ip := wire.Ethernet(frame).Payload()
 	if len(ip) < 20 || ip[0]>>4 != 4 {
 		return 0, false
 	}
@@ -38,7 +29,7 @@ func flowHash(frame []byte, seed uint32) (hash uint32, ok bool) {
 	src, dst := binary.BigEndian.Uint32(ip[12:]), binary.BigEndian.Uint32(ip[16:])
 	var sport, dport uint32
 	isFragment := binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 // MF or an offset
-	if !isFragment && (proto == ipProtoTCP || proto == ipProtoUDP) && len(ip) >= ihl+4 {
+	if !isFragment && (proto == wire.IPProtocolTCP || proto == wire.IPProtocolUDP) && len(ip) >= ihl+4 {
 		sport, dport = uint32(binary.BigEndian.Uint16(ip[ihl:])), uint32(binary.BigEndian.Uint16(ip[ihl+2:]))
 	}
 	if dst < src || (dst == src && dport < sport) {

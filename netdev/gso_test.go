@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/wire"
 )
 
 // jumboLink is a pipe end that carries frames up to 9014 bytes while
@@ -61,7 +62,7 @@ func TestLargeFrameLinkReceive(t *testing.T) {
 		t.Fatalf("MaxFrameSize %d", d.MaxFrameSize())
 	}
 	got := make(chan []byte, 8)
-	d.Handle(etherTypeIPv4, func(b *pkt.Buffer) { got <- slices.Clone(b.Bytes()) })
+	d.Handle(wire.EtherTypeIPv4, func(b *pkt.Buffer) { got <- slices.Clone(b.Bytes()) })
 	d.Start()
 	defer d.Close()
 	for _, size := range []int{9014, 60, 3000, 1514} {
@@ -88,7 +89,7 @@ func TestTransmitGSO(t *testing.T) {
 	}
 	b := pkt.Get(3000)
 	b.Append(3000)
-	if err := d.TransmitGSO(peerMAC, etherTypeIPv4, b, 1448); !errors.Is(err, ErrNoGSO) {
+	if err := d.TransmitGSO(peerMAC, wire.EtherTypeIPv4, b, 1448); !errors.Is(err, ErrNoGSO) {
 		t.Fatalf("TransmitGSO on a plain link: %v", err)
 	}
 
@@ -107,10 +108,10 @@ func TestTransmitGSO(t *testing.T) {
 		mss   int
 		ok    bool
 	}{
-		{"super-frame", len(payload), etherTypeIPv4, 1448, true},
-		{"beyond GSOMax", 9001, etherTypeIPv4, 1448, false},
-		{"not IPv4", len(payload), etherTypeARP, 1448, false},
-		{"no mss", len(payload), etherTypeIPv4, 0, false},
+		{"super-frame", len(payload), wire.EtherTypeIPv4, 1448, true},
+		{"beyond GSOMax", 9001, wire.EtherTypeIPv4, 1448, false},
+		{"not IPv4", len(payload), wire.EtherTypeARP, 1448, false},
+		{"no mss", len(payload), wire.EtherTypeIPv4, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := pkt.Get(tc.size)
@@ -133,7 +134,7 @@ func TestTransmitGSO(t *testing.T) {
 	// Plain Transmit still holds to the MTU.
 	b = pkt.Get(3000)
 	b.Append(3000)
-	if err := g.Transmit(peerMAC, etherTypeIPv4, b); !errors.Is(err, errTooBig) {
+	if err := g.Transmit(peerMAC, wire.EtherTypeIPv4, b); !errors.Is(err, errTooBig) {
 		t.Fatalf("Transmit beyond MTU: %v", err)
 	}
 	if c := counters(g); c["NetdevTxFrames"] != 1 || c["NetdevTxErrors"] != 4 {

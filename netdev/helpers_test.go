@@ -8,6 +8,7 @@ import (
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/pkt"
 	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/wire"
 )
 
 var (
@@ -24,7 +25,7 @@ func ipv4Frame(dst net.HardwareAddr, proto uint8, src, dstIP [4]byte, sport, dpo
 	f := make([]byte, 14+20+8+4)
 	copy(f[0:6], dst)
 	copy(f[6:12], peerMAC)
-	binary.BigEndian.PutUint16(f[12:], etherTypeIPv4)
+	binary.BigEndian.PutUint16(f[12:], wire.EtherTypeIPv4)
 	ip := f[14:]
 	ip[0] = 0x45
 	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
@@ -41,7 +42,7 @@ func ipv4Frame(dst net.HardwareAddr, proto uint8, src, dstIP [4]byte, sport, dpo
 
 // flowFrame is a TCP frame of flow number flow carrying seq.
 func flowFrame(flow int, seq uint32) []byte {
-	return ipv4Frame(ourMAC, ipProtoTCP, [4]byte{10, 0, 0, 2}, [4]byte{10, 0, 0, 1}, uint16(40000+flow), 80, 0, seq)
+	return ipv4Frame(ourMAC, wire.IPProtocolTCP, [4]byte{10, 0, 0, 2}, [4]byte{10, 0, 0, 1}, uint16(40000+flow), 80, 0, seq)
 }
 
 // arpFrame is a broadcast ARP frame (it always lands on shard 0) carrying seq.
@@ -49,7 +50,7 @@ func arpFrame(seq uint32) []byte {
 	f := make([]byte, 14+28)
 	copy(f[0:6], bcastMAC)
 	copy(f[6:12], peerMAC)
-	binary.BigEndian.PutUint16(f[12:], etherTypeARP)
+	binary.BigEndian.PutUint16(f[12:], wire.EtherTypeARP)
 	binary.BigEndian.PutUint32(f[14:], seq)
 	return f
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tapstack/tapstack/internal/pkt"
 	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/wire"
 )
 
 // gateLink is a one-queue link whose writes of chosen frames block until
@@ -84,11 +85,11 @@ func TestTxQueueSendersDoNotWaitForABusyLink(t *testing.T) {
 	defer d.Close()
 	entered, open := l.gate(0)
 	first := make(chan error, 1)
-	go func() { first <- d.Transmit(peerMAC, etherTypeIPv4, tagged(0)) }()
+	go func() { first <- d.Transmit(peerMAC, wire.EtherTypeIPv4, tagged(0)) }()
 	testwait.Recv(t, entered, "the first frame's write to begin")
 	for tag := uint32(1); tag <= 10; tag++ {
 		// The link is blocked: a sender that waited for it would hang here.
-		if err := d.Transmit(peerMAC, etherTypeIPv4, tagged(tag)); err != nil {
+		if err := d.Transmit(peerMAC, wire.EtherTypeIPv4, tagged(tag)); err != nil {
 			t.Fatalf("frame %d: %v", tag, err)
 		}
 	}
@@ -125,15 +126,15 @@ func TestTxQueueBoundAndErrors(t *testing.T) {
 	defer d.Close()
 	entered, open := l.gate(0)
 	first := make(chan error, 1)
-	go func() { first <- d.Transmit(peerMAC, etherTypeIPv4, tagged(0)) }()
+	go func() { first <- d.Transmit(peerMAC, wire.EtherTypeIPv4, tagged(0)) }()
 	testwait.Recv(t, entered, "the first frame's write to begin")
 	for tag := uint32(1); tag <= 4; tag++ {
-		if err := d.Transmit(peerMAC, etherTypeIPv4, tagged(tag)); err != nil {
+		if err := d.Transmit(peerMAC, wire.EtherTypeIPv4, tagged(tag)); err != nil {
 			t.Fatalf("frame %d into a queue of 4: %v", tag, err)
 		}
 	}
 	fifth := make(chan error, 1)
-	go func() { fifth <- d.Transmit(peerMAC, etherTypeIPv4, tagged(5)) }()
+	go func() { fifth <- d.Transmit(peerMAC, wire.EtherTypeIPv4, tagged(5)) }()
 	// Both senders block in xmit: the first in the gated write, the fifth
 	// waiting for room (not dropped).
 	testwait.ParkedN(t, "netdev.(*Device).xmit", 2)
@@ -168,10 +169,10 @@ func TestTxQueueWriterQuota(t *testing.T) {
 	// The device's goroutine will block on the write after the quota.
 	_, openLate := l.gate(devTxWeight + 10)
 	first := make(chan error, 1)
-	go func() { first <- d.Transmit(peerMAC, etherTypeIPv4, tagged(0)) }()
+	go func() { first <- d.Transmit(peerMAC, wire.EtherTypeIPv4, tagged(0)) }()
 	testwait.Recv(t, entered, "the first frame's write to begin")
 	for tag := uint32(1); tag <= queued; tag++ {
-		if err := d.Transmit(peerMAC, etherTypeIPv4, tagged(tag)); err != nil {
+		if err := d.Transmit(peerMAC, wire.EtherTypeIPv4, tagged(tag)); err != nil {
 			t.Fatalf("frame %d: %v", tag, err)
 		}
 	}

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tapstack/tapstack/clock"
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/clock"
 	"github.com/tapstack/tapstack/internal/eventlog"
 	"github.com/tapstack/tapstack/internal/pkt"
 	"github.com/tapstack/tapstack/ipv4"
@@ -28,8 +28,8 @@ import (
 // Config configures a Stack. The zero value is a stack with Linux defaults
 // on the wall clock.
 type Config struct {
-	// Clock drives every timer; nil means the wall clock. Tests pass a
-	// *clock.Virtual.
+	// Clock drives every timer and deadline; nil means the wall clock.
+	// Tests pass a [*clock.Virtual], shared with the link (see the example).
 	Clock clock.Clock
 	// Shards is the number of per-CPU input backlogs; 0 means GOMAXPROCS.
 	Shards int
@@ -150,11 +150,7 @@ func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
 		return fmt.Errorf("tapstack: attach: %w", err)
 	}
 	ip.RegisterProtocol(wire.IPProtocolTCP, func(p ipv4.Packet) {
-		if p.ChecksumValid {
-			s.tcp.DeliverChecksummed(p.Src, p.Dst, p.Payload, p.Shard)
-			return
-		}
-		s.tcp.Deliver(p.Src, p.Dst, p.Payload, p.Shard)
+		s.tcp.Deliver(p.Src, p.Dst, p.Payload, p.Shard, p.ChecksumValid)
 	})
 	ip.RegisterControl(wire.IPProtocolTCP, func(m ipv4.ControlMessage) {
 		s.tcp.Control(m.Type, m.Code, m.MTU, m.Src, m.Dst, m.Quoted)

@@ -60,7 +60,7 @@ func newChanLink(t testing.TB) (*chanLink, *Stack, *Stack) {
 		for {
 			select {
 			case p := <-l.ch:
-				l.stacks[p.dst].Deliver(p.src, p.dst, p.b.Bytes(), 0)
+				l.stacks[p.dst].Deliver(p.src, p.dst, p.b.Bytes(), 0, false)
 				p.b.Release()
 			case <-l.done:
 				return

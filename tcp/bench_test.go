@@ -56,11 +56,7 @@ func (l *queueLink) pump() {
 		q := l.q
 		l.q = l.spare[:0]
 		for i, p := range q {
-			if p.super {
-				l.stacks[p.dst].DeliverChecksummed(p.src, p.dst, p.b.Bytes(), 0)
-			} else {
-				l.stacks[p.dst].Deliver(p.src, p.dst, p.b.Bytes(), 0)
-			}
+			l.stacks[p.dst].Deliver(p.src, p.dst, p.b.Bytes(), 0, p.super)
 			p.b.Release()
 			q[i] = queued{}
 		}
@@ -188,7 +184,7 @@ func BenchmarkSynFlood(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		k := i % len(segs)
-		s.Deliver(srcs[k], hLocal, segs[k], 0)
+		s.Deliver(srcs[k], hLocal, segs[k], 0, false)
 	}
 	b.StopTimer()
 	if s.Counter("TcpExtSyncookiesSent") != uint64(b.N) {

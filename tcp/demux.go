@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/siphash"
 	"github.com/tapstack/tapstack/wire"
 )
 
@@ -36,19 +37,10 @@ func (sg *segment) end() seqnum { return sg.seq.add(sg.seqLen()) }
 
 // Deliver is the receive entry point (Linux tcp_v4_rcv): validate, find
 // the socket (established hash, then listener), hand the segment over.
-func (s *Stack) Deliver(src, dst netip.Addr, b []byte, shard int) {
-	s.deliver(src, dst, b, shard, false)
-}
-
-// DeliverChecksummed is Deliver for a segment whose checksum the device
-// vouched for (CHECKSUM_UNNECESSARY, or CHECKSUM_PARTIAL from the local
-// kernel): it is not verified again (tcp_checksum_complete is skipped when
-// skb_csum_unnecessary).
-func (s *Stack) DeliverChecksummed(src, dst netip.Addr, b []byte, shard int) {
-	s.deliver(src, dst, b, shard, true)
-}
-
-func (s *Stack) deliver(src, dst netip.Addr, b []byte, shard int, csumValid bool) {
+// csumValid says the device vouched for the checksum (CHECKSUM_UNNECESSARY,
+// or CHECKSUM_PARTIAL from the local kernel): it is not verified again
+// (tcp_checksum_complete is skipped when skb_csum_unnecessary).
+func (s *Stack) Deliver(src, dst netip.Addr, b []byte, shard int, csumValid bool) {
 	m := &s.mib
 	m.inc(cInSegs)
 	t := wire.TCP(b)
@@ -139,7 +131,7 @@ func (s *Stack) pickListener(g []*Listener, sg *segment) *Listener {
 // reuseportIndex is reuseport_select_sock's choice among n listeners:
 // reciprocal_scale of the connection's flow hash (inet_ehashfn, keyed).
 func (s *Stack) reuseportIndex(local, remote netip.AddrPort, n int) int {
-	h := uint32(siphash4u32(s.ehashKey, addrWord(local.Addr()), addrWord(remote.Addr()),
+	h := uint32(siphash.Sum4u32(s.ehashKey, addrWord(local.Addr()), addrWord(remote.Addr()),
 		uint32(local.Port())<<16|uint32(remote.Port()), 0))
 	return int(uint64(h) * uint64(n) >> 32)
 }

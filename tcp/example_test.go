@@ -22,7 +22,7 @@ func (w *wire) Route(netip.Addr) (netip.Addr, int, error) { return w.addr, 1500,
 
 func (w *wire) Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error {
 	to := w.stacks[dst]
-	w.queue <- func() { to.Deliver(src, dst, b.Bytes(), 0); b.Release() }
+	w.queue <- func() { to.Deliver(src, dst, b.Bytes(), 0, false); b.Release() }
 	return nil
 }
 

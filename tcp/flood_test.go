@@ -54,9 +54,9 @@ func FuzzDeliver(f *testing.F) {
 			seg := append([]byte(nil), b...)
 			wire.TCP(seg).SetChecksum(0)
 			wire.TCP(seg).SetChecksum(wire.TCPChecksum(hPeer, hLocal, seg))
-			h.s.Deliver(hPeer, hLocal, seg, 0)
+			h.s.Deliver(hPeer, hLocal, seg, 0, false)
 		}
-		h.s.Deliver(hPeer, hLocal, b, 0)
+		h.s.Deliver(hPeer, hLocal, b, 0, false)
 		h.after(10 * time.Minute)
 		c.Close()
 		h.after(10 * time.Minute)

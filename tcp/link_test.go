@@ -89,7 +89,7 @@ func (e *linkEnd) Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error 
 		return nil
 	}
 	for i := 0; i < copies; i++ {
-		l.clk.AfterFunc(d, func() { to.Deliver(src, dst, data, 0) })
+		l.clk.AfterFunc(d, func() { to.Deliver(src, dst, data, 0, false) })
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func (g *benchSeg) deliver(off uint32, n int, flags uint8) {
 	f := wire.TCPFields{SrcPort: 5000, DstPort: 80, Seq: g.seq0 + off, Ack: g.ack, Flags: flags, Window: 65535}
 	f.Encode(b[:20])
 	wire.TCP(b).SetChecksum(wire.TCPChecksum(hPeer, hLocal, b))
-	g.s.Deliver(hPeer, hLocal, b, 0)
+	g.s.Deliver(hPeer, hLocal, b, 0, false)
 }
 
 // BenchmarkRcvOutOfOrder is the receive path with n out-of-order ranges
@@ -66,7 +66,7 @@ func BenchmarkRcvOutOfOrder(b *testing.B) {
 			syn.Encode(hb)
 			wire.EncodeTCPOptions(hb[20:], so)
 			wire.TCP(hb).SetChecksum(wire.TCPChecksum(hPeer, hLocal, hb))
-			s.Deliver(hPeer, hLocal, hb, 0)
+			s.Deliver(hPeer, hLocal, hb, 0, false)
 			g.ack = net.lastSeq + 1
 			g.deliver(0, 0, fA)
 			c, err := l.AcceptTCP()

@@ -97,7 +97,7 @@ func (h *harness) injectFrom(src netip.Addr, sg seg) {
 	}
 	copy(b[hl:], sg.data)
 	wire.TCP(b).SetChecksum(wire.TCPChecksum(src, hLocal, b))
-	h.s.Deliver(src, hLocal, b, 0)
+	h.s.Deliver(src, hLocal, b, 0, false)
 }
 
 // synOpts are the options of a Linux SYN.

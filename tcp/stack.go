@@ -7,7 +7,7 @@ package tcp
 
 import (
 	"crypto/rand"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -15,11 +15,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/clock"
 	"github.com/tapstack/tapstack/internal/eventlog"
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/internal/siphash"
 	"github.com/tapstack/tapstack/tcp/congestion"
 	"github.com/tapstack/tapstack/tcp/syncookie"
+	"github.com/tapstack/tapstack/wire"
 )
 
 // Network is the layer below TCP: it routes and sends IPv4 packets.
@@ -46,8 +48,10 @@ type GSONetwork interface {
 }
 
 // ErrNoGSO is the error a GSONetwork's OutputGSO returns (or wraps) when it
-// cannot segment after all; TCP then segments in software.
-var ErrNoGSO = errors.New("tcp: network cannot segment")
+// cannot segment after all; TCP then segments in software. It wraps the
+// link's ErrNoGSO (driver.ErrNoGSO) but is a value of its own: it also
+// says that b was handed back unsent.
+var ErrNoGSO = fmt.Errorf("tcp: network cannot segment: %w", pkt.ErrNoGSO)
 
 // Config configures a Stack.
 type Config struct {
@@ -69,7 +73,7 @@ type events struct {
 }
 
 // ProtoTCP is the IP protocol number of TCP.
-const ProtoTCP = 6
+const ProtoTCP = wire.IPProtocolTCP
 
 // Stack is one TCP instance.
 type Stack struct {
@@ -83,8 +87,8 @@ type Stack struct {
 	hystart  congestion.HyStartCounters
 	epoch    time.Time
 
-	isnKey, tsKey sipKey
-	ehashKey      sipKey // inet_ehashfn's secret: the flow hash that spreads SYNs over a reuseport group
+	isnKey, tsKey siphash.Key // Linux's net_secret and ts_secret
+	ehashKey      siphash.Key // inet_ehashfn's secret: the flow hash that spreads SYNs over a reuseport group
 	jar           *syncookie.Jar
 
 	mu  sync.RWMutex
@@ -133,9 +137,9 @@ func New(cfg Config) *Stack {
 	var cookieSecret [32]byte
 	copy(cookieSecret[:], keys[:32])
 	s.jar = syncookie.NewJar(cookieSecret)
-	s.isnKey = sipKeyFrom(keys[32:48])
-	s.tsKey = sipKeyFrom(keys[48:64])
-	s.ehashKey = sipKeyFrom(keys[68:84])
+	s.isnKey = siphash.KeyFrom(keys[32:48])
+	s.tsKey = siphash.KeyFrom(keys[48:64])
+	s.ehashKey = siphash.KeyFrom(keys[68:84])
 	s.nextPort = uint32(keys[64]) | uint32(keys[65])<<8
 	s.epoch = s.clock.Now().Add(-time.Second) // timestamps never start at 0
 	s.est = make(map[tuple]*Conn)

@@ -156,7 +156,7 @@ func (l *orderLink) start(a netip.Addr, s *Stack) {
 	go func() {
 		defer l.wg.Done()
 		for p := range ch {
-			s.Deliver(l.other(a), a, p, 0)
+			s.Deliver(l.other(a), a, p, 0, false)
 		}
 	}()
 }

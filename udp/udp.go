@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/tapstack/tapstack/internal/clock"
+	"github.com/tapstack/tapstack/clock"
 	"github.com/tapstack/tapstack/internal/pkt"
 	"github.com/tapstack/tapstack/wire"
 )

@@ -13,6 +13,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"time"
+
+	"github.com/tapstack/tapstack/internal/siphash"
 )
 
 const (
@@ -33,12 +35,12 @@ func MSSTable() [4]uint16 { return msstab }
 
 // Jar holds the two secret keys; the zero Jar is usable but insecure.
 type Jar struct {
-	key [2]sipKey
+	key [2]siphash.Key
 }
 
 // NewJar splits secret into the two SipHash keys (syncookie_secret[0], [1]).
 func NewJar(secret [32]byte) *Jar {
-	return &Jar{key: [2]sipKey{sipKeyFrom(secret[0:16]), sipKeyFrom(secret[16:32])}}
+	return &Jar{key: [2]siphash.Key{siphash.KeyFrom(secret[0:16]), siphash.KeyFrom(secret[16:32])}}
 }
 
 // cookieTime mirrors tcp_cookie_time: minutes, as a wrapping counter.
@@ -63,16 +65,16 @@ func (j *Jar) hash(src, dst netip.AddrPort, count uint32, c int) uint32 {
 	ports := uint32(src.Port())<<16 | uint32(dst.Port())
 	if sa.Is4() && da.Is4() {
 		s4, d4 := sa.As4(), da.As4()
-		return uint32(sum4u32(j.key[c], binary.BigEndian.Uint32(s4[:]), binary.BigEndian.Uint32(d4[:]), ports, count))
+		return uint32(siphash.Sum4u32(j.key[c], binary.BigEndian.Uint32(s4[:]), binary.BigEndian.Uint32(d4[:]), ports, count))
 	}
 	s16, d16 := sa.As16(), da.As16()
-	s := newSip(j.key[c])
-	s.block(binary.LittleEndian.Uint64(s16[0:8]))
-	s.block(binary.LittleEndian.Uint64(s16[8:16]))
-	s.block(binary.LittleEndian.Uint64(d16[0:8]))
-	s.block(binary.LittleEndian.Uint64(d16[8:16]))
-	s.block(uint64(ports) | uint64(count)<<32)
-	return uint32(s.final(40 << 56))
+	s := siphash.New(j.key[c])
+	s.Block(binary.LittleEndian.Uint64(s16[0:8]))
+	s.Block(binary.LittleEndian.Uint64(s16[8:16]))
+	s.Block(binary.LittleEndian.Uint64(d16[0:8]))
+	s.Block(binary.LittleEndian.Uint64(d16[8:16]))
+	s.Block(uint64(ports) | uint64(count)<<32)
+	return uint32(s.Final(40 << 56))
 }
 
 // Make returns the SYN-ACK's initial sequence number for a SYN from src to
