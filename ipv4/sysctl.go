@@ -1,35 +1,46 @@
 package ipv4
 
-import "sync/atomic"
+import (
+	"sync/atomic"
 
-// Sysctls are the live-tunable knobs of the IPv4 layer, named after the
-// Linux sysctls they mirror; NewSysctls sets the Linux defaults.
+	"github.com/tapstack/tapstack/internal/sysctl"
+)
+
+// Sysctls are the live-tunable knobs of the IPv4 layer, named in Knobs
+// after the Linux sysctls they mirror; NewSysctls sets the Linux defaults.
 type Sysctls struct {
-	DefaultTTL           atomic.Int64 // net.ipv4.ip_default_ttl
-	IpfragHighThresh     atomic.Int64 // net.ipv4.ipfrag_high_thresh, bytes
-	IpfragTime           atomic.Int64 // net.ipv4.ipfrag_time, seconds
-	IcmpEchoIgnoreAll    atomic.Int64 // net.ipv4.icmp_echo_ignore_all
-	IcmpRatelimit        atomic.Int64 // net.ipv4.icmp_ratelimit, ms per peer
-	NeighUnresQlen       atomic.Int64 // net.ipv4.neigh.default.unres_qlen, packets
-	NeighBaseReachableMs atomic.Int64 // net.ipv4.neigh.default.base_reachable_time_ms
-	NeighRetransMs       atomic.Int64 // net.ipv4.neigh.default.retrans_time_ms
-	NeighMcastSolicit    atomic.Int64 // net.ipv4.neigh.default.mcast_solicit
-	NeighGcThresh3       atomic.Int64 // net.ipv4.neigh.default.gc_thresh3
+	DefaultTTL           atomic.Int64
+	IpfragHighThresh     atomic.Int64 // bytes
+	IpfragTime           atomic.Int64 // seconds
+	IcmpEchoIgnoreAll    atomic.Int64
+	IcmpRatelimit        atomic.Int64 // ms per peer
+	NeighUnresQlen       atomic.Int64 // packets
+	NeighBaseReachableMs atomic.Int64
+	NeighRetransMs       atomic.Int64
+	NeighMcastSolicit    atomic.Int64
+	NeighGcThresh3       atomic.Int64
+}
+
+// Knobs names each field with its Linux default and bounds.
+func (s *Sysctls) Knobs() []sysctl.Knob {
+	return []sysctl.Knob{
+		sysctl.Int("net.ipv4.ip_default_ttl", &s.DefaultTTL, 64, 1, 255),
+		sysctl.Int("net.ipv4.ipfrag_high_thresh", &s.IpfragHighThresh, 4<<20, 0, 1<<30),
+		sysctl.Int("net.ipv4.ipfrag_time", &s.IpfragTime, 30, 1, 3600),
+		sysctl.Int("net.ipv4.icmp_echo_ignore_all", &s.IcmpEchoIgnoreAll, 0, 0, 1),
+		sysctl.Int("net.ipv4.icmp_ratelimit", &s.IcmpRatelimit, 1000, 0, sysctl.MaxInt),
+		sysctl.Int("net.ipv4.neigh.default.unres_qlen", &s.NeighUnresQlen, 101, 0, 1<<16),
+		sysctl.Int("net.ipv4.neigh.default.base_reachable_time_ms", &s.NeighBaseReachableMs, 30000, 1, sysctl.MaxInt),
+		sysctl.Int("net.ipv4.neigh.default.retrans_time_ms", &s.NeighRetransMs, 1000, 1, sysctl.MaxInt),
+		sysctl.Int("net.ipv4.neigh.default.mcast_solicit", &s.NeighMcastSolicit, 3, 1, 255),
+		sysctl.Int("net.ipv4.neigh.default.gc_thresh3", &s.NeighGcThresh3, 1024, 1, 1<<20),
+	}
 }
 
 // NewSysctls returns the Linux defaults.
 func NewSysctls() *Sysctls {
 	s := &Sysctls{}
-	s.DefaultTTL.Store(64)
-	s.IpfragHighThresh.Store(4 << 20)
-	s.IpfragTime.Store(30)
-	s.IcmpEchoIgnoreAll.Store(0)
-	s.IcmpRatelimit.Store(1000)
-	s.NeighUnresQlen.Store(101)
-	s.NeighBaseReachableMs.Store(30000)
-	s.NeighRetransMs.Store(1000)
-	s.NeighMcastSolicit.Store(3)
-	s.NeighGcThresh3.Store(1024)
+	sysctl.Reset(s.Knobs())
 	return s
 }
 

@@ -27,7 +27,7 @@ import (
 // pcap) knows of a connection's sequence space. The attacker tests use it
 // to place segments relative to the live state.
 type seqWatch struct {
-	driver.Link
+	stack.Link
 	mu   sync.Mutex
 	seen map[[2]netip.AddrPort]tcpSeen // {stack side, peer side}
 }
@@ -45,7 +45,7 @@ type tcpSeen struct {
 	frames        int
 }
 
-func newSeqWatch(l driver.Link) *seqWatch {
+func newSeqWatch(l stack.Link) *seqWatch {
 	return &seqWatch{Link: l, seen: map[[2]netip.AddrPort]tcpSeen{}}
 }
 

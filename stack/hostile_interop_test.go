@@ -11,13 +11,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/cpupin"
 	"github.com/tapstack/tapstack/internal/netnstest"
 	"github.com/tapstack/tapstack/internal/synflood"
 	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
-	"github.com/tapstack/tapstack/tcp"
 	"github.com/tapstack/tapstack/wire"
 )
 
@@ -30,7 +28,7 @@ type hostile struct {
 	ns     *netnstest.NS
 	st     *stack.Stack
 	watch  *seqWatch
-	victim *tcp.Listener
+	victim *stack.Listener
 	raw    int
 	// qdiscFull counts the packets send wrote that the qdisc dropped.
 	qdiscFull int
@@ -44,7 +42,7 @@ var (
 func newHostile(t *testing.T, sysctls map[string]string) *hostile {
 	t.Helper()
 	h := &hostile{t: t}
-	h.ns, h.st = tapStackWrapped(t, sysctls, func(l driver.Link) driver.Link {
+	h.ns, h.st = tapStackWrapped(t, sysctls, func(l stack.Link) stack.Link {
 		h.watch = newSeqWatch(l)
 		return h.watch
 	})

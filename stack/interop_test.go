@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/netnstest"
 	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
@@ -33,14 +32,14 @@ func tapStack(t *testing.T, sysctls map[string]string) (*netnstest.NS, *stack.St
 
 // tapStackWrapped is tapStack with the TAP wrapped by wrap (e.g. in an
 // impairment) before the stack attaches to it.
-func tapStackWrapped(t *testing.T, sysctls map[string]string, wrap func(driver.Link) driver.Link) (*netnstest.NS, *stack.Stack) {
+func tapStackWrapped(t *testing.T, sysctls map[string]string, wrap func(stack.Link) stack.Link) (*netnstest.NS, *stack.Stack) {
 	t.Helper()
 	ns := netnstest.New(t)
 	tap, err := ns.OpenTAP("tap0", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var link driver.Link = tap
+	var link stack.Link = tap
 	if wrap != nil {
 		link = wrap(tap)
 	}

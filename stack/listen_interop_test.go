@@ -10,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/netnstest"
 	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
-	"github.com/tapstack/tapstack/tcp"
 )
 
 func countOutcomes(res []connectResult, field func(connectResult) string) map[string]int {
@@ -50,7 +48,7 @@ func kernelListener(t *testing.T, ns *netnstest.NS, addr netip.AddrPort, backlog
 type listenerView func() (acceptq int, overflows uint64)
 
 // stackListener is the view of a stack's listener.
-func stackListener(t *testing.T, st *stack.Stack, ln *tcp.Listener) listenerView {
+func stackListener(t *testing.T, st *stack.Stack, ln *stack.Listener) listenerView {
 	return func() (int, uint64) {
 		_, acceptq := ln.QueueLens()
 		return acceptq, counter(t, st, "TcpExtListenOverflows")
@@ -197,7 +195,7 @@ func TestSyncookiesAlways(t *testing.T) {
 // order the test is about is then the only one possible.
 func TestAbortOnOverflowSendsRST(t *testing.T) {
 	var g *gate
-	ns, st := tapStackWrapped(t, map[string]string{"net.ipv4.tcp_abort_on_overflow": "1"}, func(l driver.Link) driver.Link {
+	ns, st := tapStackWrapped(t, map[string]string{"net.ipv4.tcp_abort_on_overflow": "1"}, func(l stack.Link) stack.Link {
 		g = &gate{Link: l}
 		return g
 	})
@@ -250,7 +248,7 @@ func TestAbortOnOverflowSendsRST(t *testing.T) {
 // gate passes what the stack sends on, except while shut: then it holds
 // the frames, and sends them in order when opened.
 type gate struct {
-	driver.Link
+	stack.Link
 	mu     sync.Mutex
 	closed bool
 	held   []heldFrame

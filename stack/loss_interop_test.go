@@ -87,7 +87,7 @@ func counterLine(t *testing.T, st *stack.Stack) string {
 func TestInteropImpaired100MBBothWays(t *testing.T) {
 	impair := driver.Impairment{LossPercent: 3, ReorderPercent: 5, DupPercent: 1, Delay: time.Millisecond}
 	var link *driver.ImpairedLink
-	ns, st := tapStackWrapped(t, nil, func(l driver.Link) driver.Link {
+	ns, st := tapStackWrapped(t, nil, func(l stack.Link) stack.Link {
 		send, recv := impair, impair
 		send.Seed, recv.Seed = 1, 2
 		link = driver.NewImpaired(l, driver.ImpairConfig{Send: send, Recv: recv})

@@ -8,12 +8,11 @@ import (
 	"strconv"
 
 	"github.com/tapstack/tapstack/tcp"
-	"github.com/tapstack/tapstack/udp"
 )
 
 // ListenTCP listens on addr with an explicit listen(2) backlog (clamped to
 // net.core.somaxconn). An unspecified address listens on every address.
-func (s *Stack) ListenTCP(addr netip.AddrPort, backlog int) (*tcp.Listener, error) {
+func (s *Stack) ListenTCP(addr netip.AddrPort, backlog int) (*Listener, error) {
 	return s.tcp.Listen(addr, backlog)
 }
 
@@ -28,9 +27,7 @@ func (s *Stack) Listen(network, address string) (net.Listener, error) {
 	if isUDP(network) {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network + " (use ListenPacket)")}
 	}
-	sc, _ := s.Sysctl("net.core.somaxconn")
-	backlog, _ := strconv.Atoi(sc)
-	return s.tcp.Listen(ap, backlog)
+	return s.tcp.Listen(ap, -1) // clamped to net.core.somaxconn, as Go's net package asks for
 }
 
 // ListenConfig holds the socket options of a listener, the counterpart of
@@ -62,20 +59,19 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 	}
 	backlog := lc.Backlog
 	if backlog <= 0 {
-		sc, _ := lc.Stack.Sysctl("net.core.somaxconn")
-		backlog, _ = strconv.Atoi(sc)
+		backlog = -1 // clamped to net.core.somaxconn
 	}
 	return lc.Stack.tcp.ListenOpts(ap, backlog, tcp.ListenOptions{ReusePort: lc.ReusePort})
 }
 
 // ListenUDP opens a UDP socket bound to addr (an unspecified address: every
 // address; port 0: an ephemeral port from ip_local_port_range).
-func (s *Stack) ListenUDP(addr netip.AddrPort) (*udp.Conn, error) {
+func (s *Stack) ListenUDP(addr netip.AddrPort) (*UDPConn, error) {
 	return s.udp.Listen(addr)
 }
 
 // ListenPacket opens a UDP socket the way net.ListenPacket does ("udp" or
-// "udp4", ":53" or "10.0.0.2:53"). The result is a *udp.Conn.
+// "udp4", ":53" or "10.0.0.2:53"). The result is a *UDPConn.
 func (s *Stack) ListenPacket(network, address string) (net.PacketConn, error) {
 	ap, err := parseAddr("listen", network, address, true)
 	if err != nil {
@@ -98,7 +94,7 @@ func (s *Stack) Dial(network, address string) (net.Conn, error) {
 // wraps context.Canceled or, for a deadline, is a timeout matching
 // context.DeadlineExceeded and os.ErrDeadlineExceeded. It fits
 // http.Transport.DialContext. Only IP literals are accepted: the stack has
-// no resolver of its own. "udp" and "udp4" give a connected *udp.Conn (also
+// no resolver of its own. "udp" and "udp4" give a connected *UDPConn (also
 // a net.PacketConn, which is what net.Resolver wants of a DNS connection:
 // net.Resolver{PreferGo: true, Dial: st.DialContext} resolves over the
 // stack).

@@ -13,7 +13,6 @@ import (
 	"github.com/tapstack/tapstack/internal/netnstest"
 	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
-	"github.com/tapstack/tapstack/tcp"
 )
 
 // kernelDials opens n kernel connections from ns to addr (sockets of the
@@ -52,14 +51,14 @@ func kernelDials(t *testing.T, ns *netnstest.NS, addr string, n int) []net.Conn 
 func TestInteropReusePortKernelClients(t *testing.T) {
 	ns, st := tapStack(t, map[string]string{"net.ipv4.tcp_migrate_req": "1"})
 	lc := &stack.ListenConfig{Stack: st, Backlog: 64, ReusePort: true}
-	listen := func() *tcp.Listener {
+	listen := func() *stack.Listener {
 		t.Helper()
 		l, err := lc.Listen(context.Background(), "tcp", ":80")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { l.Close() })
-		return l.(*tcp.Listener)
+		return l.(*stack.Listener)
 	}
 	a, b := listen(), listen()
 	if _, err := st.Listen("tcp", ":80"); !errors.Is(err, syscall.EADDRINUSE) {

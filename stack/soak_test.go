@@ -18,7 +18,6 @@ import (
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/testwait"
 	"github.com/tapstack/tapstack/stack"
-	"github.com/tapstack/tapstack/tcp"
 )
 
 // raceEnabled reports whether the test binary was built with -race (the
@@ -98,7 +97,7 @@ func abandoned(srv, cli *stack.Stack, la, lb *driver.PipeEnd) string {
 	for _, si := range srv.Sockets() {
 		server[[2]netip.AddrPort{si.Remote, si.Local}] = true
 	}
-	var waiting []tcp.SocketInfo
+	var waiting []stack.SocketInfo
 	for _, si := range cli.Sockets() {
 		if si.State == "FIN-WAIT-2" && !server[[2]netip.AddrPort{si.Local, si.Remote}] {
 			waiting = append(waiting, si)

@@ -5,17 +5,17 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/tapstack/tapstack/tcp"
-	"github.com/tapstack/tapstack/udp"
 )
 
-// Sockets lists every TCP socket, listeners first, like `ss -tan`.
-func (s *Stack) Sockets() []tcp.SocketInfo { return s.tcp.Sockets() }
+// Sockets lists every TCP socket, listeners first (one row for each
+// member of an SO_REUSEPORT group), like `ss -tan`: state, addresses,
+// queues, timers and, for connections, cwnd, RTT and MSS.
+func (s *Stack) Sockets() []SocketInfo { return s.tcp.Sockets() }
 
-// WriteSockets prints Sockets() in the layout of `ss -tanoi`: for a LISTEN
-// socket Recv-Q is the accept-queue length and Send-Q the backlog; for the
-// others they are the unread and the unacknowledged bytes.
+// WriteSockets prints Sockets() in the layout of `ss -tanoi`, then
+// UDPSockets() as `ss -uanm` prints them: for a LISTEN socket Recv-Q is
+// the accept-queue length and Send-Q the backlog; for the others they are
+// the unread and the unacknowledged bytes.
 func (s *Stack) WriteSockets(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "%-11s %-7s %-7s %-22s %-22s %s\n", "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Process")
@@ -61,5 +61,6 @@ func (s *Stack) WriteSockets(w io.Writer) error {
 	return bw.Flush()
 }
 
-// UDPSockets lists every UDP socket by local port, like `ss -uan`.
-func (s *Stack) UDPSockets() []udp.SocketInfo { return s.udp.Sockets() }
+// UDPSockets lists every UDP socket by local port, like `ss -uanm`: its
+// queues, buffer sizes and drops.
+func (s *Stack) UDPSockets() []UDPSocketInfo { return s.udp.Sockets() }

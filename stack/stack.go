@@ -1,7 +1,3 @@
-// Package stack is tapstack's public face: it assembles the layers (driver →
-// netdev → ipv4 → tcp) into one userspace TCP/IP stack, exposes Linux-named
-// sysctls, net.Listener / net.Conn, nstat-style counters and ss-style socket
-// listings.
 package stack
 
 import (
@@ -15,7 +11,6 @@ import (
 	"sync/atomic"
 
 	"github.com/tapstack/tapstack/clock"
-	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/eventlog"
 	"github.com/tapstack/tapstack/internal/pkt"
 	"github.com/tapstack/tapstack/ipv4"
@@ -28,9 +23,10 @@ import (
 // Config configures a Stack. The zero value is a stack with Linux defaults
 // on the wall clock.
 type Config struct {
-	// Clock drives every timer and deadline; nil means the wall clock.
-	// Tests pass a [*clock.Virtual], shared with the link (see the example).
-	Clock clock.Clock
+	// Clock drives every timer and deadline; nil means the wall clock
+	// (clock.Real). Tests pass a [*clock.Virtual], shared with the link
+	// (see ExampleConfig_clock).
+	Clock Clock
 	// Shards is the number of per-CPU input backlogs; 0 means GOMAXPROCS.
 	Shards int
 	// ThreadedNAPI processes every backlog on its shard's worker goroutine
@@ -60,6 +56,7 @@ type Config struct {
 }
 
 // Stack is one userspace TCP/IP stack with (at most) one attached link.
+// Its methods are safe for concurrent use.
 type Stack struct {
 	cfg           Config
 	clk           clock.Clock
@@ -88,7 +85,9 @@ const maxTxQueueLen = 1 << 20
 // ErrNoLink is returned by operations that need an attached link.
 var ErrNoLink = errors.New("tapstack: no link attached")
 
-// New returns a stack with Linux defaults, overridden by cfg.Sysctls.
+// New returns a stack with Linux defaults, overridden by cfg.Sysctls; an
+// unknown sysctl or a value out of range is an error. The stack sends and
+// receives nothing until Attach gives it a link.
 func New(cfg Config) (*Stack, error) {
 	if cfg.TxQueueLen < 0 || cfg.TxQueueLen > maxTxQueueLen {
 		return nil, fmt.Errorf("tapstack: Config.TxQueueLen %d: want 0 (the default, %d) to %d", cfg.TxQueueLen, netdev.DefaultTxQueueLen, maxTxQueueLen)
@@ -129,8 +128,10 @@ func New(cfg Config) (*Stack, error) {
 }
 
 // Attach brings up link with address addr (e.g. 10.0.0.2/24, which also
-// installs the on-link route) and starts receiving. A stack has one link.
-func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
+// installs the on-link route) and starts receiving. A stack has one link,
+// and only IPv4 addresses. The link is usually a TAP (driver.OpenTAP) or
+// one end of driver.NewPipe; Close closes it.
+func (s *Stack) Attach(link Link, addr netip.Prefix) error {
 	if !addr.Addr().Is4() {
 		return fmt.Errorf("tapstack: attach %s: only IPv4 addresses are supported", addr)
 	}
@@ -170,7 +171,10 @@ func (s *Stack) Attach(link driver.Link, addr netip.Prefix) error {
 	return nil
 }
 
-// AddRoute adds a route; a zero-length dst prefix sets the default gateway.
+// AddRoute adds a route to dst through gw, as `ip route add` does; a
+// zero-length dst prefix (0.0.0.0/0) sets the default gateway. The gateway
+// must be on-link; a zero gw makes dst itself on-link. It needs an
+// attached link (ErrNoLink otherwise).
 func (s *Stack) AddRoute(dst netip.Prefix, gw netip.Addr) error {
 	ip := s.ipLayer()
 	if ip == nil {

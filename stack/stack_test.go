@@ -69,7 +69,7 @@ func pipeStacksWith(t testing.TB, impair driver.Impairment, cfg stack.Config) (a
 	var err error
 	for i, p := range []struct {
 		st   **stack.Stack
-		link driver.Link
+		link stack.Link
 		addr string
 	}{{&a, la, "10.1.0.1/24"}, {&b, lb, "10.1.0.2/24"}} {
 		if *p.st, err = stack.New(cfg); err != nil {

@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-
-	"github.com/tapstack/tapstack/netdev"
 )
 
-// Counter is one named counter, named as nstat names it (IpInReceives,
-// TcpExtListenOverflows, ...).
+// Counter is one named counter, named as nstat names it: the MIB group
+// then the field of /proc/net/snmp or /proc/net/netstat (IpInReceives,
+// TcpExtListenOverflows, ...). The device's own counters, which Linux
+// keeps elsewhere, start with Netdev and Softnet.
 type Counter struct {
 	Name  string
 	Value uint64
@@ -21,10 +21,11 @@ type Counter struct {
 type Stats struct {
 	Counters []Counter
 	// Softnet has one row per shard, like /proc/net/softnet_stat.
-	Softnet []netdev.SoftnetStat
+	Softnet []SoftnetStat
 }
 
-// Get returns the named counter.
+// Get returns the named counter, and false if the snapshot has none of
+// that name.
 func (st Stats) Get(name string) (uint64, bool) {
 	for _, c := range st.Counters {
 		if c.Name == name {
@@ -34,7 +35,10 @@ func (st Stats) Get(name string) (uint64, bool) {
 	return 0, false
 }
 
-// Stats takes a snapshot of every counter.
+// Stats takes a snapshot of every counter. Apart from gauges such as
+// TcpCurrEstab the counters only grow, so the difference of two snapshots
+// is what happened in between. Without a link the device, softnet, IP and
+// ICMP rows are absent.
 func (s *Stack) Stats() Stats {
 	var st Stats
 	visit := func(name string, v uint64) { st.Counters = append(st.Counters, Counter{name, v}) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapstack/tapstack/internal/netnstest"
 	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/stack"
 	"github.com/tapstack/tapstack/udp"
 )
 
@@ -179,7 +180,7 @@ for _ in range(3):
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	c := nc.(*udp.Conn)
+	c := nc.(*stack.UDPConn)
 	routerFails := func() uint64 { return kernelSnmp(t, ns, "Ip", "FragFails") }
 	fails0 := routerFails()
 	msg := make([]byte, 1400)

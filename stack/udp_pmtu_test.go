@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/stack"
 	"github.com/tapstack/tapstack/udp"
 	"github.com/tapstack/tapstack/wire"
 )
@@ -40,14 +41,14 @@ func TestUDPPathMTUDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sink.Close()
-	dial := func() *udp.Conn {
+	dial := func() *stack.UDPConn {
 		t.Helper()
 		nc, err := p.a.Dial("udp", "10.1.0.2:9")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { nc.Close() })
-		return nc.(*udp.Conn)
+		return nc.(*stack.UDPConn)
 	}
 	want, dont := dial(), dial()
 	dont.SetPMTUDiscover(udp.PMTUDiscDont)
@@ -55,13 +56,13 @@ func TestUDPPathMTUDiscovery(t *testing.T) {
 		t.Fatalf("IP_MTU before any ICMP: %d %v", mtu, err)
 	}
 	msg := make([]byte, 1200)
-	for _, c := range []*udp.Conn{want, dont} {
+	for _, c := range []*stack.UDPConn{want, dont} {
 		if _, err := c.Write(msg); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A router on the way has an MTU of 1000 and says so about both.
-	for _, c := range []*udp.Conn{want, dont} {
+	for _, c := range []*stack.UDPConn{want, dont} {
 		p.inject(fragNeeded(udpB, udpA, udpB, c.LocalAddrPort().Port(), 9, 1000))
 	}
 	testwait.Until(t, "the path MTU to drop", func() bool {

@@ -342,7 +342,7 @@ func TestUDPResolverOverStack(t *testing.T) {
 
 // serveDNS answers every A query for name with addr (and NXDOMAIN for
 // others) until the socket closes.
-func serveDNS(c *udp.Conn, name string, addr [4]byte) {
+func serveDNS(c *stack.UDPConn, name string, addr [4]byte) {
 	buf := make([]byte, 1500)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(buf)

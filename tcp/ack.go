@@ -263,7 +263,7 @@ func (c *Conn) cleanRtxQueue(sg *segment, ack, priorUna, priorFack seqnum, st *a
 		if rtt < 0 {
 			rtt = 0
 		}
-		c.cc.pktsAcked(c, uint32(pktsAcked), rtt)
+		c.cc.PktsAcked(c.ccSender(), uint32(pktsAcked), rtt)
 	}
 }
 

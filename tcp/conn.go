@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/sockwait"
+	"github.com/tapstack/tapstack/tcp/congestion"
 )
 
 // newConn allocates a connection in CLOSED state with the stack's defaults.
@@ -16,8 +17,7 @@ import (
 func (s *Stack) newConn(id tuple, mtu int) *Conn {
 	c := &Conn{s: s, id: id, state: StateClose}
 	c.rto = initRTO
-	c.cwnd = initCwnd
-	c.ssthresh = infiniteSsthresh
+	c.cong = &congestion.Sender{Cwnd: initCwnd, Ssthresh: infiniteSsthresh}
 	c.reordering = int(s.sys.Reordering.Load())
 	c.rack.reoWndSteps = 1
 	c.undoRetrans = -1
@@ -25,6 +25,7 @@ func (s *Stack) newConn(id tuple, mtu int) *Conn {
 	c.advMSS = max(mtu-40, 88)
 	c.peerMSS = 536
 	c.mss = min(c.advMSS, 536)
+	c.cong.MSS = c.mss
 	c.rcvMss = 536
 	c.rcvBufMax = int(s.sys.RmemDefault.Load())
 	c.sndBufMax = int(s.sys.WmemDefault.Load())

@@ -120,7 +120,7 @@ func (c *Conn) rcvSynSent(sg *segment, out *outBatch) {
 func (c *Conn) establish() {
 	c.setState(StateEstablished)
 	c.quickAcks = maxQuickAcks
-	c.cc.init(c)
+	c.cc.Init(c.ccSender())
 	c.updateSndBuf()
 	c.keepAt = 0
 	if c.keepalive {
@@ -169,6 +169,7 @@ func (c *Conn) setMSS() {
 		m -= tsOptLen
 	}
 	c.mss = max(m, 64)
+	c.cong.MSS = c.mss
 }
 
 // rcvSynchronized handles a segment once the handshake has progressed

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/pkt"
+	"github.com/tapstack/tapstack/tcp/congestion"
 	"github.com/tapstack/tapstack/wire"
 )
 
@@ -157,12 +158,12 @@ func (c *Conn) idleRestart() {
 	if idle <= c.rto {
 		return
 	}
-	c.cc.cwndEvent(c, ccTxStart)
-	restart := min(uint32(initCwnd), c.cwnd)
-	for d := idle / c.rto; d > 0 && c.cwnd > restart; d-- {
-		c.cwnd >>= 1
+	c.cc.CwndEvent(c.ccSender(), congestion.TxStart)
+	restart := min(uint32(initCwnd), c.cong.Cwnd)
+	for d := idle / c.rto; d > 0 && c.cong.Cwnd > restart; d-- {
+		c.cong.Cwnd >>= 1
 	}
-	c.cwnd = max(c.cwnd, restart)
+	c.cong.Cwnd = max(c.cong.Cwnd, restart)
 }
 
 // oowRateLimited reports whether a reply to an out-of-window segment must be

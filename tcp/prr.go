@@ -1,5 +1,7 @@
 package tcp
 
+import "github.com/tapstack/tapstack/tcp/congestion"
+
 // Proportional Rate Reduction (RFC 6937, in Linux's form: tcp_init_cwnd_reduction,
 // tcp_cwnd_reduction, tcp_end_cwnd_reduction). During recovery the window
 // falls from its size at the loss (priorCwnd) to ssthresh in proportion to
@@ -13,10 +15,10 @@ package tcp
 func (c *Conn) initCwndReduction() {
 	c.highSeq = c.sndNxt
 	c.tlpOut = false
-	c.cwndCnt = 0
-	c.priorCwnd = c.cwnd
+	c.cong.CwndCnt = 0
+	c.priorCwnd = c.cong.Cwnd
 	c.prrDelivered, c.prrOut = 0, 0
-	c.ssthresh = c.cc.ssthresh(c)
+	c.cong.Ssthresh = c.cc.SsThresh(c.ccSender())
 }
 
 // cwndReduction is tcp_cwnd_reduction, on each ACK of recovery: newly is
@@ -28,11 +30,11 @@ func (c *Conn) cwndReduction(newly, newlyLost, flag int) {
 	}
 	c.prrDelivered += newly
 	inFlight := c.inFlight()
-	delta := int(c.ssthresh) - inFlight
+	delta := int(c.cong.Ssthresh) - inFlight
 	var sndcnt int
 	if delta < 0 {
 		// Proportional part: ssthresh/priorCwnd of what was delivered.
-		dividend := uint64(c.ssthresh)*uint64(c.prrDelivered) + uint64(c.priorCwnd) - 1
+		dividend := uint64(c.cong.Ssthresh)*uint64(c.prrDelivered) + uint64(c.priorCwnd) - 1
 		sndcnt = int(dividend/uint64(c.priorCwnd)) - c.prrOut
 	} else {
 		// Slow-start reduction bound: grow back no faster than delivery.
@@ -45,16 +47,16 @@ func (c *Conn) cwndReduction(newly, newlyLost, flag int) {
 	if c.prrOut == 0 {
 		sndcnt = max(sndcnt, 1) // the fast retransmit goes at once
 	}
-	c.cwnd = uint32(max(inFlight+sndcnt, 1))
+	c.cong.Cwnd = uint32(max(inFlight+sndcnt, 1))
 }
 
 // endCwndReduction is tcp_end_cwnd_reduction: leaving CWR, or recovery
 // that was not undone, cwnd is ssthresh.
 func (c *Conn) endCwndReduction() {
-	if c.ssthresh < infiniteSsthresh && (c.ca == caCWR || c.undoMarkerOK) {
-		c.cwnd = c.ssthresh
+	if c.cong.Ssthresh < infiniteSsthresh && (c.ca == caCWR || c.undoMarkerOK) {
+		c.cong.Cwnd = c.cong.Ssthresh
 	}
-	c.cc.cwndEvent(c, ccCompleteCWR)
+	c.cc.CwndEvent(c.ccSender(), congestion.CompleteCWR)
 }
 
 // congControl is tcp_cong_control without a cong_control hook: PRR while
@@ -66,7 +68,9 @@ func (c *Conn) congControl(delivered, lost, flag int) {
 		return
 	}
 	if c.mayRaiseCwnd(flag) && delivered > 0 {
-		c.cc.congAvoid(c, uint32(delivered))
+		s := c.ccSender()
+		s.CwndLimited = c.isCwndLimited()
+		c.cc.CongAvoid(s, uint32(delivered))
 	}
 }
 
@@ -98,8 +102,8 @@ func (c *Conn) isCwndLimited() bool {
 	if c.cwndLimited {
 		return true
 	}
-	if c.cwnd < c.ssthresh {
-		return int(c.cwnd) < 2*c.maxPacketsOut
+	if c.cong.Cwnd < c.cong.Ssthresh {
+		return int(c.cong.Cwnd) < 2*c.maxPacketsOut
 	}
 	return false
 }

@@ -1,6 +1,10 @@
 package tcp
 
-import "time"
+import (
+	"time"
+
+	"github.com/tapstack/tapstack/tcp/congestion"
+)
 
 // The loss-recovery state machine (Linux tcp_fastretrans_alert and its
 // helpers in tcp_input.c). RACK (rack.go) or, with net.ipv4.tcp_recovery=0,
@@ -20,7 +24,7 @@ const (
 func (c *Conn) setCA(st caState) {
 	if c.ca != st {
 		c.ca = st
-		c.cc.setState(c, st)
+		c.cc.SetState(c.ccSender(), congestion.State(st))
 	}
 }
 
@@ -247,9 +251,9 @@ func (c *Conn) enterRecovery() {
 // cwnd is above it (what slow start was heading for).
 func (c *Conn) currentSsthresh() uint32 {
 	if c.inCwndReduction() {
-		return c.ssthresh
+		return c.cong.Ssthresh
 	}
-	return max(c.ssthresh, c.cwnd*3/4)
+	return max(c.cong.Ssthresh, c.cong.Cwnd*3/4)
 }
 
 // tryToOpen is tcp_try_to_open.
@@ -284,13 +288,13 @@ func (c *Conn) enterLoss() {
 	c.timeoutMarkLost()
 	if c.ca <= caDisorder || !c.highSeq.gt(c.sndUna) || (c.ca == caLoss && c.retransmits == 0) {
 		c.priorSsthresh = c.currentSsthresh()
-		c.priorCwnd = c.cwnd
-		c.ssthresh = c.cc.ssthresh(c)
-		c.cc.cwndEvent(c, ccLoss)
+		c.priorCwnd = c.cong.Cwnd
+		c.cong.Ssthresh = c.cc.SsThresh(c.ccSender())
+		c.cc.CwndEvent(c.ccSender(), congestion.EventLoss)
 		c.initUndo()
 	}
-	c.cwnd = uint32(c.inFlight() + 1)
-	c.cwndCnt = 0
+	c.cong.Cwnd = uint32(c.inFlight() + 1)
+	c.cong.CwndCnt = 0
 	// An RTO in Disorder after many dupacks: reordering was overestimated.
 	if reo := int(c.s.sys.Reordering.Load()); c.ca <= caDisorder && c.sb.sackedOut >= reo {
 		c.reordering = min(c.reordering, reo)
@@ -408,7 +412,7 @@ func (c *Conn) xmitRetransmitQueue(out *outBatch) {
 		if !hole {
 			sb.rtxHint = i
 		}
-		if int(c.cwnd)-c.inFlight() <= 0 {
+		if int(c.cong.Cwnd)-c.inFlight() <= 0 {
 			break
 		}
 		if sb.retransOut >= sb.lostOut {
@@ -463,7 +467,7 @@ func (c *Conn) simpleRetransmit(out *outBatch) {
 	}
 	if c.ca != caLoss {
 		c.highSeq = c.sndNxt
-		c.ssthresh = c.currentSsthresh()
+		c.cong.Ssthresh = c.currentSsthresh()
 		c.priorSsthresh = 0
 		c.undoMarkerOK = false
 		c.setCA(caLoss)
@@ -477,7 +481,7 @@ func (c *Conn) updateSndBuf() {
 	if c.sndBufLocked {
 		return
 	}
-	want := 2 * int(max(c.cwnd, initCwnd)) * c.mss * 2
+	want := 2 * int(max(c.cong.Cwnd, initCwnd)) * c.mss * 2
 	want = min(want, int(c.s.sys.WmemMax.Load()))
 	if want > c.sndBufMax {
 		c.sndBufMax = want

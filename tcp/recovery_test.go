@@ -103,7 +103,7 @@ func (p *rpeer) idx(seq uint32) int { return int(seq-p.base)/p.mss + 1 }
 func (p *rpeer) cwnd() int {
 	p.c.mu.Lock()
 	defer p.c.mu.Unlock()
-	return int(p.c.cwnd)
+	return int(p.c.cong.Cwnd)
 }
 
 // collect takes every segment the stack sent since the last call and
@@ -173,7 +173,7 @@ func (p *rpeer) ackEcho(echo uint32, next int, blocks ...[2]int) {
 func (p *rpeer) state() (ca caState, cwnd, ssthresh uint32, sb scoreboard) {
 	p.c.mu.Lock()
 	defer p.c.mu.Unlock()
-	return p.c.ca, p.c.cwnd, p.c.ssthresh, p.c.sb
+	return p.c.ca, p.c.cong.Cwnd, p.c.cong.Ssthresh, p.c.sb
 }
 
 func (p *rpeer) counter(name string) uint64 { return p.h.s.Counter(name) }
@@ -314,7 +314,7 @@ func TestPRRFollowsRFC6937Example(t *testing.T) {
 		p.checkScoreboard()
 	}
 	p.c.mu.Lock()
-	inFlight, ssthresh, prior := p.c.inFlight(), p.c.ssthresh, p.c.priorCwnd
+	inFlight, ssthresh, prior := p.c.inFlight(), p.c.cong.Ssthresh, p.c.priorCwnd
 	p.c.mu.Unlock()
 	if ssthresh != 10 || prior != 20 {
 		t.Fatalf("ssthresh %d prior cwnd %d, want 10 and 20", ssthresh, prior)

@@ -158,7 +158,7 @@ func TestPathMTUReduced(t *testing.T) {
 	h.expect().Seq(iss).Len(1460)
 	h.expect().Seq(iss + 1460).Len(1460)
 	c.mu.Lock()
-	ss0 := c.ssthresh
+	ss0 := c.cong.Ssthresh
 	c.mu.Unlock()
 	h.s.Control(3, 4, 1000, hLocal, hPeer, quote(lport, 80, iss))
 	// Each 1460-byte segment becomes 960 + 500.
@@ -166,8 +166,8 @@ func TestPathMTUReduced(t *testing.T) {
 	h.expect().Seq(iss + 960).Len(500)
 	h.expect().Seq(iss + 1460).Len(960)
 	h.expect().Seq(iss + 2420).Len(500)
-	if c.mss != 960 || c.ssthresh != ss0 {
-		t.Fatalf("mss %d ssthresh %d (was %d)", c.mss, c.ssthresh, ss0)
+	if c.mss != 960 || c.cong.Ssthresh != ss0 {
+		t.Fatalf("mss %d ssthresh %d (was %d)", c.mss, c.cong.Ssthresh, ss0)
 	}
 	// A quote outside the send window is ignored.
 	h.s.Control(3, 4, 600, hLocal, hPeer, quote(lport, 80, iss+100000))

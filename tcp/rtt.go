@@ -66,6 +66,7 @@ func (c *Conn) rttEstimate(m time.Duration) {
 		c.rttSeq = c.sndNxt
 	}
 	c.srtt = max(c.srtt, time.Microsecond)
+	c.cong.SRTT = c.srtt
 	c.rto = min(c.srtt+c.rttvar, maxRTO) // __tcp_set_rto, tcp_bound_rto
 }
 
@@ -81,6 +82,7 @@ func (c *Conn) updateMinRTT(rtt time.Duration, flag int, now stamp) {
 	}
 	c.rttMin.update(now, max(rtt, time.Microsecond), minRTTWindow)
 	c.minRTT = c.rttMin.s[0].v
+	c.cong.MinRTT = c.minRTT
 }
 
 // minRTTOrInf is tcp_min_rtt: the windowed minimum, or "infinite" before

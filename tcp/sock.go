@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapstack/tapstack/internal/clock"
 	"github.com/tapstack/tapstack/internal/sockwait"
+	"github.com/tapstack/tapstack/tcp/congestion"
 )
 
 // tuple identifies a connection: our address and port, then the peer's.
@@ -98,10 +99,9 @@ type Conn struct {
 
 	// Congestion control, the scoreboard and loss recovery (ack.go,
 	// scoreboard.go, sacktag.go, rack.go, prr.go, recovery.go, undo.go).
-	cc            congestionControl
-	cwnd          uint32 // segments
-	ssthresh      uint32
-	cwndCnt       uint32
+	// cc works in place on cong, which holds cwnd and ssthresh (segments).
+	cc            congestion.Algorithm
+	cong          *congestion.Sender
 	priorCwnd     uint32 // cwnd when the reduction began (PRR, undo)
 	priorSsthresh uint32 // ssthresh to restore on undo, 0: none
 	rtxTSval      uint32 // TSval of the episode's first retransmission (Eifel)

@@ -59,7 +59,7 @@ func (s *Stack) Sockets() []SocketInfo {
 		r := SocketInfo{State: c.state.String(), Local: c.id.local, Remote: c.id.remote,
 			RecvQ: c.rcv.n, // SendQ is write_seq - snd_una, as Linux reports it.
 			SendQ: max(c.dataEnd().diff(c.sndUna), 0), Retrans: c.retransmits, RTT: c.srtt, RTTVar: c.rttvar,
-			Cwnd: int(c.cwnd), Ssthresh: int(c.ssthresh), MSS: c.mss, RcvWnd: c.rcvEdge.diff(c.rcvNxt), SndWnd: c.sndWnd}
+			Cwnd: int(c.cong.Cwnd), Ssthresh: int(c.cong.Ssthresh), MSS: c.mss, RcvWnd: c.rcvEdge.diff(c.rcvNxt), SndWnd: c.sndWnd}
 		if c.state == StateTimeWait || c.state == StateSynSent {
 			r.SendQ = 0
 		}

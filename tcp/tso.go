@@ -122,10 +122,10 @@ func (c *Conn) pacingRate() int64 {
 		return 1 << 62
 	}
 	ratio := int64(pacingCARatio)
-	if c.cwnd < c.ssthresh/2 {
+	if c.cong.Cwnd < c.cong.Ssthresh/2 {
 		ratio = pacingSSRatio
 	}
-	segs := max(int64(c.cwnd), int64(c.sb.packetsOut))
+	segs := max(int64(c.cong.Cwnd), int64(c.sb.packetsOut))
 	perRTT := float64(int64(c.mss) * segs * ratio / 100)
 	return int64(min(perRTT*float64(time.Second)/float64(c.srtt), 1<<62))
 }
@@ -137,7 +137,7 @@ func (c *Conn) pacingRate() int64 {
 // two super-segments are in flight; a multiple of mss unless the data or
 // the window ends within it and Nagle would not hold that tail back.
 func (c *Conn) tsoSplit(mss, segs, quota, avail, room int) int {
-	segs = min(segs, quota, max(int(c.cwnd)/2, 1))
+	segs = min(segs, quota, max(int(c.cong.Cwnd)/2, 1))
 	n := min(segs*mss, avail, room)
 	fin := c.finQueued && n == avail
 	if partial := n % mss; partial != 0 && !fin && !c.noDelay && c.sndUna != c.sndNxt {
@@ -164,7 +164,7 @@ func (c *Conn) tsoShouldDefer(mss, segs, quota, avail, room int, now stamp) (def
 	if limit >= segs*mss || limit >= avail {
 		return false, false
 	}
-	if limit >= min(c.sndWnd, int(c.cwnd)*mss)/tcpTSOWinDiv {
+	if limit >= min(c.sndWnd, int(c.cong.Cwnd)*mss)/tcpTSOWinDiv {
 		return false, false
 	}
 	expectedAck := time.Duration(c.sb.at(0).sent) + c.srtt

@@ -125,7 +125,7 @@ func (g *gsoHarness) tsoEstab(cwnd uint32, wnd int, wscale bool) (c *Conn, iss u
 	}
 	c.SetWriteBuffer(200_000)
 	c.mu.Lock()
-	c.cwnd, c.ssthresh = cwnd, cwnd
+	c.cong.Cwnd, c.cong.Ssthresh = cwnd, cwnd
 	c.srtt, c.minRTT = 100*time.Microsecond, 100*time.Microsecond
 	c.mu.Unlock()
 	return c, iss, lport
@@ -237,8 +237,8 @@ func TestTSOCongestionWindowLimits(t *testing.T) {
 	// bound, before the loss probe): exactly cwnd - in flight = 3.
 	g.after(1500 * time.Microsecond)
 	g.ack(c, iss, lport, iss+3*mss, 65535)
-	if got := sizes(); len(got) != 1 || got[0] != 3 || c.cwnd != 10 {
-		t.Fatalf("after ACK of 3: %v segments (cwnd %d), want [3]", got, c.cwnd)
+	if got := sizes(); len(got) != 1 || got[0] != 3 || c.cong.Cwnd != 10 {
+		t.Fatalf("after ACK of 3: %v segments (cwnd %d), want [3]", got, c.cong.Cwnd)
 	}
 	// One more acknowledged at once: a one-segment send is deferred while
 	// less than a third of the window is free (tcp_tso_should_defer)...

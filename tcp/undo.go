@@ -55,9 +55,9 @@ func (c *Conn) undoCwndReduction(unmarkLoss bool) {
 		c.unmarkAllLost()
 	}
 	if c.priorSsthresh != 0 {
-		c.cwnd = max(c.cc.undoCwnd(c), 1)
-		if c.priorSsthresh > c.ssthresh {
-			c.ssthresh = c.priorSsthresh
+		c.cong.Cwnd = max(c.cc.UndoCwnd(c.ccSender()), 1)
+		if c.priorSsthresh > c.cong.Ssthresh {
+			c.cong.Ssthresh = c.priorSsthresh
 		}
 	}
 	c.undoMarkerOK = false

@@ -22,7 +22,7 @@ func (c *Conn) xmitNew(out *outBatch, nagleOff bool) {
 	sent := 0
 	limited := false
 	for !c.finSent {
-		quota := int(c.cwnd) - c.inFlight() // tcp_cwnd_test
+		quota := int(c.cong.Cwnd) - c.inFlight() // tcp_cwnd_test
 		if quota <= 0 {
 			limited = true
 			break
@@ -65,7 +65,7 @@ func (c *Conn) xmitNew(out *outBatch, nagleOff bool) {
 		c.sendNew(out, n, fin, gso, mss, now)
 		sent += pcount(n, mss)
 	}
-	limited = limited || c.inFlight() >= int(c.cwnd)
+	limited = limited || c.inFlight() >= int(c.cong.Cwnd)
 	if sent > 0 || limited {
 		c.cwndValidate(limited)
 	}

@@ -29,33 +29,6 @@ type Network interface {
 	Route(dst netip.Addr) (src netip.Addr, mtu int, err error)
 }
 
-// Sysctls are UDP's knobs and the shared ones it reads. The shared ones
-// (net.core.rmem_max, wmem_max, ip_local_port_range) are pointers to the
-// fields the stack's other protocols read too.
-type Sysctls struct {
-	RmemDefault atomic.Int64 // net.core.rmem_default: SO_RCVBUF of a new socket
-	WmemDefault atomic.Int64 // net.core.wmem_default: SO_SNDBUF of a new socket
-
-	// NoPMTUDisc is net.ipv4.ip_no_pmtu_disc: 0 gives a new socket
-	// PMTUDiscWant, anything else PMTUDiscDont (inet_create).
-	NoPMTUDisc atomic.Int64
-
-	RmemMax, WmemMax  *atomic.Int64 // net.core.rmem_max, wmem_max: SO_RCVBUF/SO_SNDBUF ceilings
-	PortLow, PortHigh *atomic.Int64 // net.ipv4.ip_local_port_range
-}
-
-// NewSysctls returns Linux's defaults, with shared knobs of their own.
-func NewSysctls() *Sysctls {
-	s := &Sysctls{RmemMax: new(atomic.Int64), WmemMax: new(atomic.Int64), PortLow: new(atomic.Int64), PortHigh: new(atomic.Int64)}
-	s.RmemDefault.Store(212992)
-	s.WmemDefault.Store(212992)
-	s.RmemMax.Store(212992)
-	s.WmemMax.Store(212992)
-	s.PortLow.Store(32768)
-	s.PortHigh.Store(60999)
-	return s
-}
-
 // PMTUDisc is a socket's path MTU discovery mode (IP_MTU_DISCOVER); the
 // values are Linux's IP_PMTUDISC_*.
 type PMTUDisc uint8

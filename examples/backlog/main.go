@@ -49,7 +49,6 @@ import (
 	"github.com/tapstack/tapstack/internal/netns"
 	"github.com/tapstack/tapstack/internal/synflood"
 	"github.com/tapstack/tapstack/stack"
-	"github.com/tapstack/tapstack/tcp"
 )
 
 var (
@@ -131,7 +130,7 @@ type demo struct {
 	ctx    context.Context
 	ns     string
 	st     *stack.Stack
-	ln     *tcp.Listener
+	ln     *stack.Listener
 	rec    *recorder
 	marks  counterSnap // counters at the start of the current step
 	accept sync.Once

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/stack"
-	"github.com/tapstack/tapstack/tcp"
 )
 
 // sampleEvery is the recorder's sampling period.
@@ -60,7 +59,7 @@ type recorder struct {
 	done  chan struct{}
 }
 
-func startRecorder(st *stack.Stack, ln *tcp.Listener) *recorder {
+func startRecorder(st *stack.Stack, ln *stack.Listener) *recorder {
 	r := &recorder{start: time.Now(), quit: make(chan struct{}), done: make(chan struct{})}
 	take := func() {
 		synq, acceptq := ln.QueueLens()

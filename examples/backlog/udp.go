@@ -16,7 +16,6 @@ import (
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/netns"
 	"github.com/tapstack/tapstack/stack"
-	"github.com/tapstack/tapstack/udp"
 )
 
 // udpSent is what the UDP sender process reports: the datagrams write(2)
@@ -177,7 +176,7 @@ type udpLink struct {
 	dev    string
 	tap    *driver.TAP
 	st     *stack.Stack
-	sock   *udp.Conn
+	sock   *stack.UDPConn
 	target netip.AddrPort
 	once   sync.Once
 }
@@ -246,7 +245,7 @@ type udpHops struct {
 	sender udpSent
 	k      tapStats    // tap's kernel counters over the flood
 	c      counterSnap // the stack's counters over the flood
-	sock   udp.SocketInfo
+	sock   stack.UDPSocketInfo
 	ss     string // the stack's ss listing once the flood was dealt with
 	asked  int    // datagrams the sender was told to send
 	read   int    // datagrams the application read afterwards

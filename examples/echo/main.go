@@ -16,6 +16,7 @@ import (
 	"os"
 
 	"github.com/tapstack/tapstack/examples/internal/tapnet"
+	"github.com/tapstack/tapstack/stack"
 	"github.com/tapstack/tapstack/udp"
 )
 
@@ -80,7 +81,7 @@ func main() {
 }
 
 // serveUDP sends every datagram back to its sender.
-func serveUDP(pc *udp.Conn) {
+func serveUDP(pc *stack.UDPConn) {
 	buf := make([]byte, udp.MaxPayload)
 	for {
 		n, from, err := pc.ReadFromUDPAddrPort(buf)
