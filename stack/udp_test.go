@@ -60,6 +60,12 @@ func TestUDPEcho(t *testing.T) {
 			t.Fatalf("echo %d: %q %v", i, buf[:n], err)
 		}
 	}
+	// The echo counts its send after the link took the datagram, which
+	// may be after the reply has reached B: wait for the counters to get
+	// there, then any over-count shows.
+	testwait.Until(t, "the echo's last send to be counted", func() bool {
+		return counter(t, p.a, "UdpOutDatagrams") >= 20 && counter(t, p.b, "UdpInDatagrams") >= 20
+	})
 	for _, s := range []*stack.Stack{p.a, p.b} {
 		if in, out := counter(t, s, "UdpInDatagrams"), counter(t, s, "UdpOutDatagrams"); in != 20 || out != 20 {
 			t.Errorf("UdpInDatagrams %d, UdpOutDatagrams %d, want 20 each", in, out)
