@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tapstack/tapstack/admin"
-	"github.com/tapstack/tapstack/internal/stacktest"
+	"github.com/tapstack/tapstack/internal/testenv/stacktest"
 	"github.com/tapstack/tapstack/stack"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/netnstest"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/netnstest"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // The fake peer plays 10.0.0.2 behind a TAP whose kernel side is

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // waitUntil waits until cond holds (testwait.Until: no time bound of its own).

@@ -9,7 +9,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/testenv/netnstest"
 )
 
 // BenchmarkTAPReceiveBulk reads a bulk kernel TCP sender (a socket in a

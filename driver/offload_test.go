@@ -13,7 +13,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/testenv/netnstest"
 )
 
 func openOffload(t testing.TB, ns *netnstest.NS, name string, queues int) *driver.OffloadTAP {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // testFrame is an Ethernet frame (experimental ethertype 0x88b5) carrying

@@ -7,7 +7,7 @@ import (
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/pkt"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/netdev"
 	"github.com/tapstack/tapstack/wire"
 )

@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tapstack/tapstack/internal/stacktest"
+	"github.com/tapstack/tapstack/internal/testenv/stacktest"
 	"github.com/tapstack/tapstack/metrics"
 	"github.com/tapstack/tapstack/stack"
 )

@@ -7,9 +7,9 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/tapstack/tapstack/internal/netnstest"
 	"github.com/tapstack/tapstack/internal/pkt"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/netnstest"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/netdev"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/tapstack/tapstack/internal/pkt"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/wire"
 )
 

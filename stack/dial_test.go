@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/nettest"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/nettest"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/stack"
 )
 

@@ -17,7 +17,7 @@ import (
 
 	"github.com/tapstack/tapstack/driver"
 	"github.com/tapstack/tapstack/internal/clock"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/stack"
 	"github.com/tapstack/tapstack/wire"
 )

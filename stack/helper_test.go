@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/netnstest"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/netnstest"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // The kernel-side Go clients of the interop tests run in the test's network

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/netnstest"
+	"github.com/tapstack/tapstack/internal/testenv/netnstest"
 	"github.com/tapstack/tapstack/stack"
 )
 

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/netnstest"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/netnstest"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/stack"
 )
 

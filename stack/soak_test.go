@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/stack"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // TestSocketBacklogStress runs under -race: eight connections over the pipe

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/stack"
 	"github.com/tapstack/tapstack/udp"
 	"github.com/tapstack/tapstack/wire"

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/pkt"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/stack"
 	"github.com/tapstack/tapstack/udp"
 	"github.com/tapstack/tapstack/wire"

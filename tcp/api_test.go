@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/internal/pkt"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // chanLink delivers packets on a goroutine in real time (real clock), so

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tapstack/tapstack/internal/nettest"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/nettest"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 var dialPeer = netip.AddrPortFrom(hPeer, 80)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/wire"
 )
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/tapstack/tapstack/internal/clock"
 	"github.com/tapstack/tapstack/internal/pkt"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 	"github.com/tapstack/tapstack/wire"
 )
 

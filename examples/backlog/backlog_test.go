@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapstack/tapstack/internal/netnstest"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/netnstest"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // demoEnv makes the test binary run the demo itself (main) instead of the

@@ -46,8 +46,8 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/netns"
-	"github.com/tapstack/tapstack/internal/synflood"
+	"github.com/tapstack/tapstack/internal/testenv/netns"
+	"github.com/tapstack/tapstack/internal/testenv/synflood"
 	"github.com/tapstack/tapstack/stack"
 )
 

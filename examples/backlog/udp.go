@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/netns"
+	"github.com/tapstack/tapstack/internal/testenv/netns"
 	"github.com/tapstack/tapstack/stack"
 )
 

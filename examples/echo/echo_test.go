@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/netnstest"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/netnstest"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // The tests run the real command: this test binary re-executed with

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/tapstack/tapstack/examples/internal/cmdtest"
-	"github.com/tapstack/tapstack/internal/netnstest"
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/netnstest"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // The test runs the real command: this test binary re-executed with

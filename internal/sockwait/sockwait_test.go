@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // TestWaiterFirstSleepNeverBlocks: the first Get, racing with wakes from

@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/synflood"
+	"github.com/tapstack/tapstack/internal/testenv/synflood"
 	"golang.org/x/sys/unix"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapstack/tapstack/internal/testwait"
+	"github.com/tapstack/tapstack/internal/testenv/testwait"
 )
 
 // Main runs mainFn and returns true when this process is the re-executed

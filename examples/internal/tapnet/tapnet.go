@@ -25,7 +25,7 @@ import (
 
 	"github.com/tapstack/tapstack/admin"
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/netns"
+	"github.com/tapstack/tapstack/internal/testenv/netns"
 	"github.com/tapstack/tapstack/stack"
 )
 

@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/tapstack/tapstack/driver"
-	"github.com/tapstack/tapstack/internal/netns"
+	"github.com/tapstack/tapstack/internal/testenv/netns"
 )
 
 // RequireEnv, set to 1 (as CI does), turns a missing prerequisite into a
