@@ -58,18 +58,18 @@ type ackState struct {
 // state machine, congestion control and recovery transmissions.
 func (c *Conn) rcvAck(sg *segment, out *outBatch) ackResult {
 	ack := sg.ack
-	priorUna := c.sndUna
-	if ack.gt(c.sndNxt) {
+	priorUna := c.snd.una
+	if ack.gt(c.snd.nxt) {
 		// ACK for data we never sent: drop (Linux tcp_ack, RFC 9293 §3.10.7.4).
 		c.sendChallengeAck(out)
 		return ackDiscard
 	}
-	st := ackState{now: c.lastRecv, reord: c.sndNxt} // read when the segment arrived (input)
+	st := ackState{now: c.lastRecv, reord: c.snd.nxt} // read when the segment arrived (input)
 	if len(sg.payload) > 0 {
 		st.flag |= flagData
 	}
 	if ack.lt(priorUna) {
-		if ack.lt(priorUna.add(-c.maxSndWnd)) {
+		if ack.lt(priorUna.add(-c.snd.maxWnd)) {
 			c.sendChallengeAck(out) // RFC 5961 §5.2 blind data injection
 			return ackDiscard
 		}
@@ -77,22 +77,22 @@ func (c *Conn) rcvAck(sg *segment, out *outBatch) ackResult {
 		if c.sackOn && sg.opts.NumSACK > 0 {
 			c.sackTag(sg, priorUna, &st)
 			rexmit := c.fastRetransAlert(sg, priorUna, 0, &st)
-			c.sb.delivered += uint32(st.sackDelivered)
+			c.rec.sb.delivered += uint32(st.sackDelivered)
 			c.xmitRecovery(out, rexmit)
 		}
 		return ackOld
 	}
 	if ack.gt(priorUna) {
 		st.flag |= flagSndUnaAdvanced
-		c.retransmits = 0
+		c.rtt.retransmits = 0
 	}
-	priorFack := c.sndUna
-	if c.sackOn && c.sb.sackedOut > 0 {
-		priorFack = c.sb.fack
+	priorFack := c.snd.una
+	if c.sackOn && c.rec.sb.sackedOut > 0 {
+		priorFack = c.rec.sb.fack
 	}
-	priorPackets := c.sb.packetsOut
-	priorDelivered := c.sb.delivered
-	priorLost := c.lostTotal
+	priorPackets := c.rec.sb.packetsOut
+	priorDelivered := c.rec.sb.delivered
+	priorLost := c.rec.lostTotal
 	if len(sg.payload) == 0 && !sg.has(wire.TCPFlagSYN|wire.TCPFlagFIN) {
 		c.s.mib.inc(cTCPPureAcks)
 	}
@@ -100,7 +100,7 @@ func (c *Conn) rcvAck(sg *segment, out *outBatch) ackResult {
 	if c.sackOn && sg.opts.NumSACK > 0 {
 		c.sackTag(sg, priorUna, &st)
 	}
-	c.sb.delivered += uint32(st.sackDelivered)
+	c.rec.sb.delivered += uint32(st.sackDelivered)
 	c.probesOut = 0 // the peer is alive (tcp_ack)
 	c.errSoft = 0   // and the path works: forget a soft ICMP error
 	if priorPackets == 0 {
@@ -109,18 +109,18 @@ func (c *Conn) rcvAck(sg *segment, out *outBatch) ackResult {
 		if st.flag&flagDsackingAck != 0 {
 			c.xmitRecovery(out, c.fastRetransAlert(sg, priorUna, 0, &st))
 		}
-		if c.tlpOut {
+		if c.rec.tlpOut {
 			c.processTLPAck(ack, st.flag)
 		}
 		return c.ackDone(priorUna)
 	}
 	c.cleanRtxQueue(sg, ack, priorUna, priorFack, &st)
 	c.rackUpdateReoWnd(&st)
-	if c.tlpOut {
+	if c.rec.tlpOut {
 		c.processTLPAck(ack, st.flag)
 	}
 	rexmit := rexmitNone
-	if st.flag&flagNotDup == 0 || st.flag&flagCAAlert != 0 || c.ca != caOpen { // tcp_ack_is_dubious
+	if st.flag&flagNotDup == 0 || st.flag&flagCAAlert != 0 || c.rec.ca != caOpen { // tcp_ack_is_dubious
 		numDupack := 0
 		if st.flag&(flagSndUnaAdvanced|flagNotDup|flagDsackingAck) == 0 {
 			numDupack = 1
@@ -130,14 +130,14 @@ func (c *Conn) rcvAck(sg *segment, out *outBatch) ackResult {
 	if st.flag&flagSetXmitTimer != 0 {
 		c.setXmitTimer()
 	}
-	delivered := int(c.sb.delivered - priorDelivered) // tcp_newly_delivered
-	c.congControl(delivered, c.lostTotal-priorLost, st.flag)
+	delivered := int(c.rec.sb.delivered - priorDelivered) // tcp_newly_delivered
+	c.congControl(delivered, c.rec.lostTotal-priorLost, st.flag)
 	c.xmitRecovery(out, rexmit)
 	return c.ackDone(priorUna)
 }
 
 func (c *Conn) ackDone(priorUna seqnum) ackResult {
-	if c.sndUna.gt(priorUna) {
+	if c.snd.una.gt(priorUna) {
 		c.updateSndBuf()
 		c.notifyWrite()
 		return ackNew
@@ -149,18 +149,18 @@ func (c *Conn) ackDone(priorUna seqnum) ackResult {
 // the segment is newer than the last one that set it (tcp_may_update_window).
 func (c *Conn) ackUpdateWindow(sg *segment) int {
 	flag := 0
-	wnd := int(sg.wnd) << c.sndWscale
+	wnd := int(sg.wnd) << c.snd.wscale
 	ack := sg.ack
-	if ack.gt(c.sndUna) || sg.seq.gt(c.sndWl1) || (sg.seq == c.sndWl1 && (wnd > c.sndWnd || wnd == 0)) {
+	if ack.gt(c.snd.una) || sg.seq.gt(c.snd.wl1) || (sg.seq == c.snd.wl1 && (wnd > c.snd.wnd || wnd == 0)) {
 		flag |= flagWinUpdate
-		c.sndWl1, c.sndWl2 = sg.seq, ack
-		if c.sndWnd != wnd {
-			c.sndWnd = wnd
-			c.maxSndWnd = max(c.maxSndWnd, wnd)
+		c.snd.wl1, c.snd.wl2 = sg.seq, ack
+		if c.snd.wnd != wnd {
+			c.snd.wnd = wnd
+			c.snd.maxWnd = max(c.snd.maxWnd, wnd)
 		}
 		if wnd > 0 && !c.persistAt.IsZero() {
 			c.persistAt = 0
-			c.backoff = 0 // tcp_ack_probe
+			c.rtt.backoff = 0 // tcp_ack_probe
 		}
 	}
 	return flag
@@ -170,11 +170,11 @@ func (c *Conn) ackUpdateWindow(sg *segment) int {
 // send buffer, counts what was delivered and samples the RTT (Linux
 // tcp_clean_rtx_queue and tcp_ack_update_rtt).
 func (c *Conn) cleanRtxQueue(sg *segment, ack, priorUna, priorFack seqnum, st *ackState) {
-	sb := &c.sb
+	sb := &c.rec.sb
 	priorSacked := sb.sackedOut
 	var firstAckt, lastAckt stamp
 	haveAckt := false
-	reord := c.sndNxt
+	reord := c.snd.nxt
 	pktsAcked := 0
 	for sb.n > 0 {
 		g := sb.at(0)
@@ -198,7 +198,7 @@ func (c *Conn) cleanRtxQueue(sg *segment, ack, priorUna, priorFack seqnum, st *a
 			if g.seq.lt(reord) {
 				reord = g.seq
 			}
-			if g.end.leq(c.highSeq) {
+			if g.end.leq(c.rec.highSeq) {
 				st.flag |= flagOrigSackAcked
 			}
 		}
@@ -218,19 +218,19 @@ func (c *Conn) cleanRtxQueue(sg *segment, ack, priorUna, priorFack seqnum, st *a
 		st.flag |= flagDataAcked
 		sb.popHead()
 	}
-	c.sndUna = ack
+	c.snd.una = ack
 	c.ackCleanSndBuf()
 	if sb.n > 0 && sb.at(0).flags&sbSacked != 0 {
 		st.flag |= flagSackReneging
 	}
 	if sb.sackedOut == 0 {
-		sb.fack = c.sndUna
+		sb.fack = c.snd.una
 	}
 	seqRTT, caRTT, sackRTT := time.Duration(-1), time.Duration(-1), time.Duration(-1)
 	if haveAckt && st.flag&flagRetransDataAcked == 0 {
 		seqRTT = time.Duration(st.now - firstAckt)
 		caRTT = time.Duration(st.now - lastAckt)
-		if pktsAcked == 1 && priorSacked == 0 && ack.diff(priorUna) < c.mss &&
+		if pktsAcked == 1 && priorSacked == 0 && ack.diff(priorUna) < c.snd.mss &&
 			st.priorDelivered+1 == sb.delivered && st.flag&flagCAAlert == 0 {
 			// The ACK of a lone runt segment is likely a delayed one
 			// (FLAG_ACK_MAYBE_DELAYED): it must not lower min_rtt's
@@ -263,7 +263,7 @@ func (c *Conn) cleanRtxQueue(sg *segment, ack, priorUna, priorFack seqnum, st *a
 		if rtt < 0 {
 			rtt = 0
 		}
-		c.cc.PktsAcked(c.ccSender(), uint32(pktsAcked), rtt)
+		c.rec.cc.PktsAcked(c.ccSender(), uint32(pktsAcked), rtt)
 	}
 }
 
@@ -278,10 +278,10 @@ func (st *ackState) rateDelivered(g *txSeg) {
 
 // ackCleanSndBuf frees acknowledged bytes of the send ring.
 func (c *Conn) ackCleanSndBuf() {
-	if c.sndBufSeq.lt(c.sndUna) {
-		k := min(c.sndUna.diff(c.sndBufSeq), c.snd.n)
-		c.snd.consume(k)
-		c.sndBufSeq = c.sndBufSeq.add(k)
+	if c.snd.bufSeq.lt(c.snd.una) {
+		k := min(c.snd.una.diff(c.snd.bufSeq), c.snd.buf.n)
+		c.snd.buf.consume(k)
+		c.snd.bufSeq = c.snd.bufSeq.add(k)
 	}
 }
 
@@ -322,6 +322,6 @@ func (c *Conn) ackUpdateRTT(sg *segment, flag int, seqRTT, sackRTT, caRTT time.D
 	}
 	c.updateMinRTT(caRTT, flag, now)
 	c.rttEstimate(seqRTT)
-	c.backoff = 0 // RFC 6298: reset the backoff only on a valid sample
+	c.rtt.backoff = 0 // RFC 6298: reset the backoff only on a valid sample
 	return true
 }

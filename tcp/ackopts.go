@@ -18,11 +18,11 @@ func (c *Conn) dataOptions(o *wire.TCPOptions) {
 	if n == 0 {
 		return
 	}
-	if c.ofo.dsackOK {
-		o.SACK[0] = wire.SACKBlock{Left: uint32(c.ofo.dsack.start), Right: uint32(c.ofo.dsack.end)}
+	if c.rcv.ofo.dsackOK {
+		o.SACK[0] = wire.SACKBlock{Left: uint32(c.rcv.ofo.dsack.start), Right: uint32(c.rcv.ofo.dsack.end)}
 		o.NumSACK = 1
 	}
-	if q := c.ofo.q; q != nil {
+	if q := c.rcv.ofo.q; q != nil {
 		for i := 0; i < q.nSacks && o.NumSACK < n; i++ {
 			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(q.sacks[i].start), Right: uint32(q.sacks[i].end)}
 			o.NumSACK++
@@ -36,10 +36,10 @@ func (c *Conn) sackBlocks() int {
 		return 0
 	}
 	n := 0
-	if c.ofo.dsackOK {
+	if c.rcv.ofo.dsackOK {
 		n++
 	}
-	if q := c.ofo.q; q != nil {
+	if q := c.rcv.ofo.q; q != nil {
 		n += q.nSacks
 	}
 	limit := wire.TCPMaxSACKBlocks
@@ -65,30 +65,30 @@ func (c *Conn) selectWindow(syn bool) uint16 {
 	// (tcp_select_initial_window clamps window_clamp to 65535 << wscale).
 	limit := 0xffff
 	if !syn {
-		limit <<= c.rcvWscale
+		limit <<= c.rcv.wscale
 	}
-	free := min(max(c.rcvBufMax-c.rcv.n, 0), limit)
-	if !c.sackOn && c.ofo.q != nil && !syn {
+	free := min(max(c.rcv.bufMax-c.rcv.buf.n, 0), limit)
+	if !c.sackOn && c.rcv.ofo.q != nil && !syn {
 		// A sender without SACK knows a duplicate ACK by its unchanged
 		// window (RFC 5681 §2, definition (e)): while a hole is open the
 		// window keeps its size, as Linux keeps rcv_ssthresh from growing
 		// for non-SACK flows (tcp_data_queue_ofo).
-		free = min(free, c.rcvEdge.diff(c.rcvWup))
+		free = min(free, c.rcv.edge.diff(c.rcv.wup))
 	}
-	newEdge := c.rcvNxt.add(free)
-	if newEdge.gt(c.rcvEdge) {
-		step := min(c.rcvBufMax/2, c.advMSS)
-		if newEdge.diff(c.rcvEdge) >= step || syn {
-			c.rcvEdge = newEdge
+	newEdge := c.rcv.nxt.add(free)
+	if newEdge.gt(c.rcv.edge) {
+		step := min(c.rcv.bufMax/2, c.rcv.advMSS)
+		if newEdge.diff(c.rcv.edge) >= step || syn {
+			c.rcv.edge = newEdge
 		}
 	}
-	if c.rcvEdge.lt(c.rcvNxt) {
-		c.rcvEdge = c.rcvNxt
+	if c.rcv.edge.lt(c.rcv.nxt) {
+		c.rcv.edge = c.rcv.nxt
 	}
-	c.rcvWup = c.rcvNxt
-	w := c.rcvEdge.diff(c.rcvNxt)
+	c.rcv.wup = c.rcv.nxt
+	w := c.rcv.edge.diff(c.rcv.nxt)
 	if !syn {
-		w >>= c.rcvWscale
+		w >>= c.rcv.wscale
 	}
 	if w > 0xffff {
 		w = 0xffff

@@ -128,7 +128,7 @@ func TestSimultaneousOpen(t *testing.T) {
 func TestDataAndDelayedAck(t *testing.T) {
 	h := newHarness(t, nil)
 	c, iss, irs, lport := h.activeEstab(nil)
-	c.quickAcks = 0
+	c.rcv.quickAcks = 0
 	h.inject(seg{src: 80, dst: lport, seq: irs, ack: iss, flags: fA | fP, data: []byte("abc")})
 	h.expectNone()
 	h.after(39 * time.Millisecond)
@@ -191,7 +191,7 @@ func TestZeroWindowProbe(t *testing.T) {
 func TestReceiverZeroWindow(t *testing.T) {
 	h := newHarness(t, func(s *Sysctls) { s.RmemDefault.Store(4096) })
 	c, iss, irs, lport := h.activeEstab(nil)
-	c.quickAcks = 100
+	c.rcv.quickAcks = 100
 	data := make([]byte, 1000)
 	for i := 0; i < 5; i++ {
 		h.inject(seg{src: 80, dst: lport, seq: irs + uint32(i*1000), ack: iss, flags: fA, data: data})
@@ -200,8 +200,8 @@ func TestReceiverZeroWindow(t *testing.T) {
 	// 4096 bytes fit (the 5th segment is trimmed); the window is closed.
 	h.inject(seg{src: 80, dst: lport, seq: irs + 4096, ack: iss, flags: fA, data: data})
 	h.expect().ACK().Ack(irs + 4096).Window(0)
-	if c.rcv.n != 4096 || h.s.Counter("TcpExtTCPZeroWindowDrop") != 1 {
-		t.Fatalf("buffered %d", c.rcv.n)
+	if c.rcv.buf.n != 4096 || h.s.Counter("TcpExtTCPZeroWindowDrop") != 1 {
+		t.Fatalf("buffered %d", c.rcv.buf.n)
 	}
 	buf := make([]byte, 4096)
 	c.Read(buf)
@@ -219,10 +219,10 @@ func TestChallengeAcks(t *testing.T) {
 	h.inject(seg{src: 80, dst: lport, seq: irs + 5, flags: fS, opts: noOpts()})
 	h.expect().ACK().Ack(irs)
 	// Data whose ACK is far below snd_una - max window: challenge ACK, data dropped (§5.2).
-	c.maxSndWnd = 100
+	c.snd.maxWnd = 100
 	h.inject(seg{src: 80, dst: lport, seq: irs, ack: iss - 1000, flags: fA, data: []byte("x")})
 	h.expect().ACK().Ack(irs)
-	if c.rcv.n != 0 {
+	if c.rcv.buf.n != 0 {
 		t.Fatal("data accepted")
 	}
 	if h.s.Counter("TcpExtTCPChallengeACK") != 3 || h.s.Counter("TcpExtTCPSYNChallenge") != 1 {
@@ -257,7 +257,7 @@ func TestPAWS(t *testing.T) {
 	h.drain()
 	h.inject(seg{src: 80, dst: lport, seq: irs + 1, ack: iss, flags: fA, data: []byte("b"), opts: ts(1500)})
 	h.expect().ACK().Ack(irs + 1)
-	if h.s.Counter("TcpExtPAWSEstab") != 1 || c.rcv.n != 1 {
+	if h.s.Counter("TcpExtPAWSEstab") != 1 || c.rcv.buf.n != 1 {
 		t.Fatal("PAWS did not drop the old segment")
 	}
 }

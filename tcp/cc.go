@@ -23,8 +23,8 @@ func (s *Stack) newCongestionControl() congestion.Algorithm {
 // tcp_sock); what Linux's ops read live from the socket, the time and
 // packets_out, is brought up to date for this event.
 func (c *Conn) ccSender() *congestion.Sender {
-	s := c.cong
+	s := c.rec.cong
 	s.Now = c.s.clock.Now()
-	s.PacketsOut = uint32(c.sb.packetsOut)
+	s.PacketsOut = uint32(c.rec.sb.packetsOut)
 	return s
 }

@@ -27,9 +27,9 @@ func (c *Conn) done() {
 		c.timer.Stop()
 	}
 	c.timerAt = 0
-	c.snd.release()
+	c.snd.buf.release()
 	if c.closed {
-		c.rcv.release()
+		c.rcv.buf.release()
 	}
 	c.freeOOO()
 	c.freeScoreboard()
@@ -72,7 +72,7 @@ func (c *Conn) enterTimeWait() {
 	c.rtoAt, c.keepAt, c.persistAt, c.tlpAt, c.reoAt = 0, 0, 0, 0, 0
 	c.delackAt = 0
 	c.twAt = c.s.stampAfter(c.timeWaitLen())
-	c.snd.release()
+	c.snd.buf.release()
 	c.freeOOO()
 	c.freeScoreboard()
 	c.notifyAll()
@@ -98,7 +98,7 @@ func (c *Conn) closeWriteLocked(out *outBatch) {
 	default:
 		return
 	}
-	c.finQueued = true
+	c.snd.finQueued = true
 	c.xmit(out)
 }
 
@@ -107,13 +107,13 @@ func (c *Conn) closeWriteLocked(out *outBatch) {
 // and let the orphan finish on its own.
 func (c *Conn) closeLocked(out *outBatch) {
 	c.closed = true
-	c.rcvShutdown = true
+	c.rcv.shutdown = true
 	m := &c.s.mib
 	switch {
 	case c.state == StateClose || c.state == StateTimeWait:
 	case c.state == StateSynSent:
 		c.done()
-	case c.rcv.n > 0 || c.hasOOO():
+	case c.rcv.buf.n > 0 || c.hasOOO():
 		m.inc(cTCPAbortOnClose)
 		c.sendRst(out)
 		c.done()
@@ -138,9 +138,8 @@ func (c *Conn) closeLocked(out *outBatch) {
 			}
 		}
 	}
-	c.rcv.release()
-	c.rdDL.Stop()
-	c.wrDL.Stop()
+	c.rcv.buf.release()
+	c.w.Stop()
 	c.armTimer()
 }
 

@@ -16,32 +16,32 @@ import (
 // Buffers are allocated on first use, so an idle connection stays small.
 func (s *Stack) newConn(id tuple, mtu int) *Conn {
 	c := &Conn{s: s, id: id, state: StateClose}
-	c.rto = initRTO
-	c.cong = &congestion.Sender{Cwnd: initCwnd, Ssthresh: infiniteSsthresh}
-	c.reordering = int(s.sys.Reordering.Load())
-	c.rack.reoWndSteps = 1
-	c.undoRetrans = -1
-	c.cc = s.newCongestionControl()
-	c.advMSS = max(mtu-40, 88)
-	c.peerMSS = 536
-	c.mss = min(c.advMSS, 536)
-	c.cong.MSS = c.mss
-	c.rcvMss = 536
-	c.rcvBufMax = int(s.sys.RmemDefault.Load())
-	c.sndBufMax = int(s.sys.WmemDefault.Load())
+	c.rtt.rto = initRTO
+	c.rec.cong = &congestion.Sender{Cwnd: initCwnd, Ssthresh: infiniteSsthresh}
+	c.rec.reordering = int(s.sys.Reordering.Load())
+	c.rec.rack.reoWndSteps = 1
+	c.rec.undoRetrans = -1
+	c.rec.cc = s.newCongestionControl()
+	c.rcv.advMSS = max(mtu-40, 88)
+	c.snd.peerMSS = 536
+	c.snd.mss = min(c.rcv.advMSS, 536)
+	c.rec.cong.MSS = c.snd.mss
+	c.rcv.mss = 536
+	c.rcv.bufMax = int(s.sys.RmemDefault.Load())
+	c.snd.bufMax = int(s.sys.WmemDefault.Load())
 	c.tsOn = s.sys.Timestamps.Load() != 0
 	c.sackOn = s.sys.Sack.Load() != 0
 	c.wsOn = s.sys.WindowScaling.Load() != 0
 	if c.wsOn {
-		c.rcvWscale = wscaleFor(int(s.sys.RmemMax.Load()))
+		c.rcv.wscale = wscaleFor(int(s.sys.RmemMax.Load()))
 	}
 	c.linger = -1
 	c.kaIdle = time.Duration(s.sys.KeepaliveTime.Load()) * time.Second
 	c.kaIntvl = time.Duration(s.sys.KeepaliveIntvl.Load()) * time.Second
 	c.kaProbes = int32(s.sys.KeepaliveProbes.Load())
 	c.tsOff = s.tsOffset(id.local, id.remote)
-	c.rcvSpace.time = s.stampNow()
-	c.rcvSpace.space = initCwnd * c.advMSS // tcp_init_buffer_space
+	c.rcv.space.time = s.stampNow()
+	c.rcv.space.space = initCwnd * c.rcv.advMSS // tcp_init_buffer_space
 	return c
 }
 
@@ -96,7 +96,7 @@ var readHook func(*Conn)
 // processed by Read before it returns (release_sock).
 func (c *Conn) Read(p []byte) (int, error) {
 	for {
-		if c.rdDL.Passed() {
+		if c.w.ReadPassed() {
 			c.notifyRead() // chain the wake-up to other readers
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
@@ -110,13 +110,13 @@ func (c *Conn) Read(p []byte) (int, error) {
 			c.release()
 			return 0, nil
 		}
-		if c.rcv.n > 0 {
+		if c.rcv.buf.n > 0 {
 			n := c.read(p, &out)
 			if readHook != nil {
 				readHook(c) // tests: a reader held inside Read, owning the socket
 			}
 			c.armTimer()
-			more := c.rcv.n > 0
+			more := c.rcv.buf.n > 0
 			c.releaseSock(&out)
 			if more {
 				c.notifyRead() // chain the wakeup to other readers
@@ -124,7 +124,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		err := c.err
-		eof := c.finRcvd || c.rcvShutdown || (c.state == StateClose && err == nil) || c.state == StateTimeWait
+		eof := c.rcv.finRcvd || c.rcv.shutdown || (c.state == StateClose && err == nil) || c.state == StateTimeWait
 		c.release()
 		if err != nil {
 			if err == errClosedStack {
@@ -135,7 +135,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if eof {
 			return 0, io.EOF
 		}
-		<-c.rdWait.Get()
+		<-c.w.Rd.Get()
 	}
 }
 
@@ -144,7 +144,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	total := 0
 	for {
-		if c.wrDL.Passed() {
+		if c.w.WritePassed() {
 			c.notifyWrite() // chain the wake-up to other writers
 			return total, c.opErr("write", os.ErrDeadlineExceeded)
 		}
@@ -167,11 +167,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 			return total, nil
 		}
 		if c.canSendData() {
-			if room := c.sndBufMax - c.snd.n; room > 0 {
+			if room := c.snd.bufMax - c.snd.buf.n; room > 0 {
 				k := min(room, len(p))
-				c.snd.reserve(c.snd.n+k, c.snd.n)
-				c.snd.writeAt(c.snd.n, p[:k])
-				c.snd.n += k
+				c.snd.buf.reserve(c.snd.buf.n+k, c.snd.buf.n)
+				c.snd.buf.writeAt(c.snd.buf.n, p[:k])
+				c.snd.buf.n += k
 				p = p[k:]
 				total += k
 				c.xmit(&out)
@@ -184,7 +184,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 			}
 		}
 		c.release()
-		<-c.wrWait.Get()
+		<-c.w.Wr.Get()
 	}
 }
 
@@ -210,7 +210,7 @@ func (c *Conn) Close() error {
 // waitLinger blocks until the FIN is acknowledged or the linger time ends.
 func (c *Conn) waitLinger(d time.Duration) {
 	var dl sockwait.Deadline
-	dl.Set(c.s.clock, c.s.clock.Now().Add(d), &c.wrWait)
+	dl.Set(c.s.clock, c.s.clock.Now().Add(d), &c.w.Wr)
 	defer dl.Stop()
 	for {
 		c.lockSock()
@@ -219,7 +219,7 @@ func (c *Conn) waitLinger(d time.Duration) {
 		if st == StateClose || st == StateTimeWait || st == StateFinWait2 || dl.Passed() {
 			return
 		}
-		<-c.wrWait.Get()
+		<-c.w.Wr.Get()
 	}
 }
 
@@ -244,7 +244,7 @@ func (c *Conn) CloseRead() error {
 	if c.closed {
 		return c.opErr("close", net.ErrClosed)
 	}
-	c.rcvShutdown = true
+	c.rcv.shutdown = true
 	c.notifyRead()
 	return nil
 }
@@ -262,20 +262,19 @@ func (c *Conn) RemoteAddrPort() netip.AddrPort { return c.id.remote }
 // SetDeadline implements net.Conn; deadlines run on the stack's clock and
 // expire with os.ErrDeadlineExceeded (a net.Error whose Timeout is true).
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdDL.Set(c.s.clock, t, &c.rdWait)
-	c.wrDL.Set(c.s.clock, t, &c.wrWait)
+	c.w.Set(c.s.clock, t, sockwait.Both)
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdDL.Set(c.s.clock, t, &c.rdWait)
+	c.w.Set(c.s.clock, t, sockwait.Read)
 	return nil
 }
 
 // SetWriteDeadline implements net.Conn.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wrDL.Set(c.s.clock, t, &c.wrWait)
+	c.w.Set(c.s.clock, t, sockwait.Write)
 	return nil
 }
 
@@ -327,8 +326,8 @@ func (c *Conn) SetReadBuffer(n int) error {
 	defer c.release()
 	// sock_setsockopt(SO_RCVBUF): clamped to net.core.rmem_max, then doubled
 	// for bookkeeping overhead as Linux does.
-	c.rcvBufMax = max(min(n, int(c.s.sys.CoreRmemMax.Load()))*2, int(c.s.sys.RmemMin.Load()))
-	c.rcvBufLocked = true
+	c.rcv.bufMax = max(min(n, int(c.s.sys.CoreRmemMax.Load()))*2, int(c.s.sys.RmemMin.Load()))
+	c.rcv.bufLocked = true
 	return nil
 }
 
@@ -337,8 +336,8 @@ func (c *Conn) SetWriteBuffer(n int) error {
 	c.lockSock()
 	defer c.release()
 	// SO_SNDBUF: clamped to net.core.wmem_max, then doubled, as in Linux.
-	c.sndBufMax = max(min(n, int(c.s.sys.CoreWmemMax.Load()))*2, int(c.s.sys.WmemMin.Load()))
-	c.sndBufLocked = true
+	c.snd.bufMax = max(min(n, int(c.s.sys.CoreWmemMax.Load()))*2, int(c.s.sys.WmemMin.Load()))
+	c.snd.bufLocked = true
 	c.notifyWrite()
 	return nil
 }

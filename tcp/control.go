@@ -52,7 +52,7 @@ func (s *Stack) Control(typ, code uint8, mtu int, src, dst netip.Addr, quoted []
 		return
 	}
 	var out outBatch
-	if c.state != StateSynSent && !(seq.geq(c.sndUna) && seq.leq(c.sndNxt)) {
+	if c.state != StateSynSent && !(seq.geq(c.snd.una) && seq.leq(c.snd.nxt)) {
 		c.mu.Unlock()
 		s.mib.inc(cOutOfWindowIcmps)
 		return
@@ -79,11 +79,11 @@ func (s *Stack) Control(typ, code uint8, mtu int, src, dst netip.Addr, quoted []
 // re-armed for what is left of the shorter timeout, or fires now if none
 // is, so the connection notices a repaired path sooner.
 func (c *Conn) ldRTORevert(seq seqnum, out *outBatch) {
-	if seq != c.sndUna || c.retransmits == 0 || c.backoff == 0 || c.sb.n == 0 {
+	if seq != c.snd.una || c.rtt.retransmits == 0 || c.rtt.backoff == 0 || c.rec.sb.n == 0 {
 		return
 	}
-	c.backoff--
-	if left := c.rtoBackoff() - c.s.since(c.sb.at(0).sent); left > 0 {
+	c.rtt.backoff--
+	if left := c.rtoBackoff() - c.s.since(c.rec.sb.at(0).sent); left > 0 {
 		c.resetXmitTimer(timerRTO, left)
 		return
 	}
@@ -106,12 +106,12 @@ func (c *Conn) timedOut() {
 // segments, without treating it as congestion.
 func (c *Conn) mtuReduced(mtu int, out *outBatch) {
 	m := mtu - 40
-	if m < 68-40 || (c.pmtuMSS > 0 && m >= c.pmtuMSS) || m >= c.mss+tsLen(c) {
+	if m < 68-40 || (c.snd.pmtuMSS > 0 && m >= c.snd.pmtuMSS) || m >= c.snd.mss+tsLen(c) {
 		return
 	}
-	c.pmtuMSS = max(m, 88)
+	c.snd.pmtuMSS = max(m, 88)
 	c.setMSS()
-	if !c.state.synchronized() || c.sb.packetsOut == 0 {
+	if !c.state.synchronized() || c.rec.sb.packetsOut == 0 {
 		return
 	}
 	c.simpleRetransmit(out)

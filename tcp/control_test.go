@@ -98,24 +98,24 @@ func TestICMPRevertsRTOBackoff(t *testing.T) {
 	c, iss, _, lport := h.activeEstab(nil)
 	c.Write([]byte("a"))
 	h.expect().Seq(iss).Len(1)
-	rto := c.rto
+	rto := c.rtt.rto
 	for i := range 3 { // three RTOs: the timeout is now 8 × rto
 		h.after(time.Duration(c.rtoAt - c.s.stampNow()))
 		h.expect().Seq(iss).Len(1)
-		if c.backoff != i+1 {
-			t.Fatalf("after RTO %d: backoff %d", i+1, c.backoff)
+		if c.rtt.backoff != i+1 {
+			t.Fatalf("after RTO %d: backoff %d", i+1, c.rtt.backoff)
 		}
 	}
 	// One rto into the 8·rto wait, an unreachable that does not quote
 	// snd_una changes nothing.
 	h.after(rto)
 	h.s.Control(3, 1, 0, hLocal, hPeer, quote(lport, 80, iss+1))
-	if c.backoff != 3 {
-		t.Fatalf("an unreachable past snd_una reverted the backoff (%d)", c.backoff)
+	if c.rtt.backoff != 3 {
+		t.Fatalf("an unreachable past snd_una reverted the backoff (%d)", c.rtt.backoff)
 	}
 	h.s.Control(3, 1, 0, hLocal, hPeer, quote(lport, 80, iss))
-	if c.backoff != 2 {
-		t.Fatalf("backoff %d after the revert, want 2", c.backoff)
+	if c.rtt.backoff != 2 {
+		t.Fatalf("backoff %d after the revert, want 2", c.rtt.backoff)
 	}
 	if left := time.Duration(c.rtoAt - c.s.stampNow()); left != 3*rto {
 		t.Fatalf("RTO re-armed for %v, want 4·rto less the rto waited = %v", left, 3*rto)
@@ -130,7 +130,7 @@ func TestICMPRevertsRTOBackoff(t *testing.T) {
 	h.expectNone()
 	h.s.Control(3, 0, 0, hLocal, hPeer, quote(lport, 80, iss)) // net unreachable
 	h.expect().Seq(iss).Len(1)
-	if c.backoff != 3 || c.State() != StateEstablished {
-		t.Fatalf("backoff %d state %v after the clocked-out revert, want 3 and established", c.backoff, c.State())
+	if c.rtt.backoff != 3 || c.State() != StateEstablished {
+		t.Fatalf("backoff %d state %v after the clocked-out revert, want 3 and established", c.rtt.backoff, c.State())
 	}
 }

@@ -165,13 +165,13 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*Conn, error) {
 	var out outBatch
 	c.lockSock()
 	now := s.clock.Now()
-	c.iss = s.isn(c.id.local, c.id.remote, now)
-	c.sndUna, c.sndNxt = c.iss, c.iss+1
-	c.sndBufSeq = c.iss + 1
+	c.snd.iss = s.isn(c.id.local, c.id.remote, now)
+	c.snd.una, c.snd.nxt = c.snd.iss, c.snd.iss+1
+	c.snd.bufSeq = c.snd.iss + 1
 	c.setState(StateSynSent)
 	s.mib.inc(cActiveOpens)
-	c.sendSegment(&out, c.iss, 0, wire.TCPFlagSYN)
-	c.rttTiming, c.rttSeq, c.rttStart = true, c.iss, s.stampOf(now)
+	c.sendSegment(&out, c.snd.iss, 0, wire.TCPFlagSYN)
+	c.rtt.timing, c.rtt.seq, c.rtt.start = true, c.snd.iss, s.stampOf(now)
 	c.rtoAt = s.stampAfter(initRTO)
 	c.releaseSock(&out)
 	return c, nil

@@ -66,7 +66,7 @@ func (s *Stack) reuseTimeWait(sg *segment, out *outBatch) {
 // rcvSynSent handles a segment in SYN-SENT (RFC 9293 §3.10.7.3; Linux
 // tcp_rcv_synsent_state_process).
 func (c *Conn) rcvSynSent(sg *segment, out *outBatch) {
-	if sg.has(wire.TCPFlagACK) && (sg.ack.leq(c.iss) || sg.ack.gt(c.sndNxt)) {
+	if sg.has(wire.TCPFlagACK) && (sg.ack.leq(c.snd.iss) || sg.ack.gt(c.snd.nxt)) {
 		c.s.sendReset(sg, out)
 		return
 	}
@@ -79,34 +79,34 @@ func (c *Conn) rcvSynSent(sg *segment, out *outBatch) {
 	if !sg.has(wire.TCPFlagSYN) {
 		return
 	}
-	c.irs = sg.seq
-	c.rcvNxt = sg.seq.add(1)
-	c.rcvWup = c.rcvNxt
-	c.rcvEdge = c.rcvNxt // the window we send next is our first one in this space
+	c.rcv.irs = sg.seq
+	c.rcv.nxt = sg.seq.add(1)
+	c.rcv.wup = c.rcv.nxt
+	c.rcv.edge = c.rcv.nxt // the window we send next is our first one in this space
 	c.negotiate(&sg.opts, true)
 	if c.tsOn {
 		c.tsRecent, c.tsRecentStamp = sg.opts.TSVal, c.lastRecv
 	}
 	if !sg.has(wire.TCPFlagACK) {
 		// Simultaneous open (RFC 9293 §3.5 figure 8): SYN-RECEIVED, SYN-ACK.
-		c.sndWnd = int(sg.wnd)
-		c.sndWl1 = sg.seq
+		c.snd.wnd = int(sg.wnd)
+		c.snd.wl1 = sg.seq
 		c.setState(StateSynRecv)
-		c.sendSegment(out, c.iss, 0, wire.TCPFlagSYN)
+		c.sendSegment(out, c.snd.iss, 0, wire.TCPFlagSYN)
 		return
 	}
-	c.sndUna = sg.ack
-	c.sndWnd = int(sg.wnd) // RFC 7323 §2.2: a SYN-ACK's window is never scaled
-	c.maxSndWnd = c.sndWnd
-	c.sndWl1, c.sndWl2 = sg.seq, sg.ack
-	c.sndBufSeq = c.sndUna
-	if c.rttTiming && c.retransmits == 0 {
-		c.rttSample(c.s.since(c.rttStart))
-	} else if c.retransmits > 0 {
-		c.rto = 3 * time.Second // RFC 6298 §5.7: SYN was retransmitted
+	c.snd.una = sg.ack
+	c.snd.wnd = int(sg.wnd) // RFC 7323 §2.2: a SYN-ACK's window is never scaled
+	c.snd.maxWnd = c.snd.wnd
+	c.snd.wl1, c.snd.wl2 = sg.seq, sg.ack
+	c.snd.bufSeq = c.snd.una
+	if c.rtt.timing && c.rtt.retransmits == 0 {
+		c.rttSample(c.s.since(c.rtt.start))
+	} else if c.rtt.retransmits > 0 {
+		c.rtt.rto = 3 * time.Second // RFC 6298 §5.7: SYN was retransmitted
 	}
-	c.rttTiming = false
-	c.backoff, c.retransmits, c.retransStamp, c.rtoAt = 0, 0, 0, 0
+	c.rtt.timing = false
+	c.rtt.backoff, c.rtt.retransmits, c.rtt.retransStamp, c.rtoAt = 0, 0, 0, 0
 	c.establish()
 	c.s.markProven(c.id.remote.Addr())
 	if len(sg.payload) > 0 || sg.has(wire.TCPFlagFIN) {
@@ -119,8 +119,8 @@ func (c *Conn) rcvSynSent(sg *segment, out *outBatch) {
 // establish moves a connection to ESTABLISHED and wakes Dial.
 func (c *Conn) establish() {
 	c.setState(StateEstablished)
-	c.quickAcks = maxQuickAcks
-	c.cc.Init(c.ccSender())
+	c.rcv.quickAcks = maxQuickAcks
+	c.rec.cc.Init(c.ccSender())
 	c.updateSndBuf()
 	c.keepAt = 0
 	if c.keepalive {
@@ -143,17 +143,17 @@ func (c *Conn) signalEstablished() {
 // negotiate applies the peer's SYN options (tcp_parse_options on a SYN and
 // tcp_openreq_init / tcp_synsent: only what both sides offered is used).
 func (c *Conn) negotiate(o *wire.TCPOptions, synSent bool) {
-	c.peerMSS = 536 // RFC 9293 §3.7.1 default
+	c.snd.peerMSS = 536 // RFC 9293 §3.7.1 default
 	if o.HasMSS && o.MSS > 0 {
-		c.peerMSS = int(o.MSS)
+		c.snd.peerMSS = int(o.MSS)
 	}
 	c.tsOn = c.tsOn && o.HasTS
 	c.sackOn = c.sackOn && o.SACKPermitted
 	if c.wsOn && o.WScale >= 0 {
-		c.sndWscale = uint8(o.WScale)
+		c.snd.wscale = uint8(o.WScale)
 	} else {
 		c.wsOn = false
-		c.sndWscale, c.rcvWscale = 0, 0
+		c.snd.wscale, c.rcv.wscale = 0, 0
 	}
 	c.setMSS()
 }
@@ -161,15 +161,15 @@ func (c *Conn) negotiate(o *wire.TCPOptions, synSent bool) {
 // setMSS derives the sending MSS (Linux tcp_sync_mss: the smaller of the
 // peer's MSS and our path MTU, minus the timestamp option).
 func (c *Conn) setMSS() {
-	m := min(c.peerMSS, c.advMSS)
-	if c.pmtuMSS > 0 {
-		m = min(m, c.pmtuMSS)
+	m := min(c.snd.peerMSS, c.rcv.advMSS)
+	if c.snd.pmtuMSS > 0 {
+		m = min(m, c.snd.pmtuMSS)
 	}
 	if c.tsOn {
 		m -= tsOptLen
 	}
-	c.mss = max(m, 64)
-	c.cong.MSS = c.mss
+	c.snd.mss = max(m, 64)
+	c.rec.cong.MSS = c.snd.mss
 }
 
 // rcvSynchronized handles a segment once the handshake has progressed
@@ -203,7 +203,7 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 	}
 	// Step 2: RST (RFC 5961 §3.2).
 	if rst {
-		if sg.seq == c.rcvNxt {
+		if sg.seq == c.rcv.nxt {
 			c.rcvReset()
 		} else {
 			c.sendChallengeAck(out)
@@ -212,8 +212,8 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 	}
 	// Step 3/4: SYN in a synchronized state (RFC 5961 §4.2).
 	if sg.has(wire.TCPFlagSYN) {
-		if c.state == StateSynRecv && sg.seq == c.irs {
-			c.sendSegment(out, c.iss, 0, wire.TCPFlagSYN) // retransmitted SYN
+		if c.state == StateSynRecv && sg.seq == c.rcv.irs {
+			c.sendSegment(out, c.snd.iss, 0, wire.TCPFlagSYN) // retransmitted SYN
 			return
 		}
 		c.synChallenge(out)
@@ -223,28 +223,28 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 		return
 	}
 	// tcp_replace_ts_recent (RFC 7323 §4.3).
-	if c.tsOn && sg.opts.HasTS && sg.seq.leq(c.rcvWup) && int32(sg.opts.TSVal-c.tsRecent) >= 0 {
+	if c.tsOn && sg.opts.HasTS && sg.seq.leq(c.rcv.wup) && int32(sg.opts.TSVal-c.tsRecent) >= 0 {
 		c.tsRecent, c.tsRecentStamp = sg.opts.TSVal, c.lastRecv
 	}
 	// Step 5: ACK.
 	if c.state == StateSynRecv {
-		if sg.ack.leq(c.sndUna) || sg.ack.gt(c.sndNxt) {
+		if sg.ack.leq(c.snd.una) || sg.ack.gt(c.snd.nxt) {
 			c.s.sendReset(sg, out)
 			return
 		}
-		c.sndUna = sg.ack
-		c.sndBufSeq = c.sndUna
-		c.sndWnd = int(sg.wnd) << c.sndWscale
-		c.maxSndWnd = c.sndWnd
-		c.sndWl1, c.sndWl2 = sg.seq, sg.ack
-		c.backoff, c.retransmits, c.retransStamp, c.rtoAt = 0, 0, 0, 0
-		c.rttTiming = false
+		c.snd.una = sg.ack
+		c.snd.bufSeq = c.snd.una
+		c.snd.wnd = int(sg.wnd) << c.snd.wscale
+		c.snd.maxWnd = c.snd.wnd
+		c.snd.wl1, c.snd.wl2 = sg.seq, sg.ack
+		c.rtt.backoff, c.rtt.retransmits, c.rtt.retransStamp, c.rtoAt = 0, 0, 0, 0
+		c.rtt.timing = false
 		c.establish()
 	}
 	if c.rcvAck(sg, out) == ackDiscard {
 		return
 	}
-	if c.finSent && c.sndUna.gt(c.finSeq) {
+	if c.snd.finSent && c.snd.una.gt(c.snd.finSeq) {
 		c.ourFinAcked()
 		if c.state == StateClose || c.state == StateTimeWait {
 			return
@@ -254,7 +254,7 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 	if len(sg.payload) > 0 || sg.has(wire.TCPFlagFIN) {
 		switch c.state {
 		case StateEstablished, StateFinWait1, StateFinWait2:
-			if c.closed && len(sg.payload) > 0 && sg.end().gt(c.rcvNxt) && c.state != StateEstablished {
+			if c.closed && len(sg.payload) > 0 && sg.end().gt(c.rcv.nxt) && c.state != StateEstablished {
 				// Data for an orphan that will never read it (tcp_rcv_state_process).
 				m.inc(cTCPAbortOnData)
 				c.sendRst(out)
@@ -274,8 +274,8 @@ func (c *Conn) rcvSynchronized(sg *segment, out *outBatch) {
 // Linux's form (tcp_sequence): the segment must not end before rcv_wup nor
 // start after the advertised right edge.
 func (c *Conn) acceptable(sg *segment) bool {
-	wndEnd := seqMax(c.rcvEdge, c.rcvNxt)
-	if sg.end().lt(c.rcvWup) {
+	wndEnd := seqMax(c.rcv.edge, c.rcv.nxt)
+	if sg.end().lt(c.rcv.wup) {
 		return false
 	}
 	if sg.seq.gt(wndEnd) {
@@ -323,20 +323,20 @@ func (c *Conn) ourFinAcked() {
 // rcvFin processes the peer's FIN once all data before it has arrived
 // (Linux tcp_fin).
 func (c *Conn) rcvFin(out *outBatch) {
-	c.rcvNxt = c.rcvNxt.add(1)
-	c.finRcvd = true
-	c.ackPending = true // inet_csk_schedule_ack
+	c.rcv.nxt = c.rcv.nxt.add(1)
+	c.rcv.finRcvd = true
+	c.rcv.ackPending = true // inet_csk_schedule_ack
 	switch c.state {
 	case StateEstablished:
 		// The application will most likely close now: delay the ACK so
 		// that it rides on our FIN (inet_csk_enter_pingpong_mode).
 		c.setState(StateCloseWait)
-		c.pingpong = true
+		c.rcv.pingpong = true
 	case StateFinWait1:
-		c.ackNow = true
+		c.rcv.ackNow = true
 		c.setState(StateClosing)
 	case StateFinWait2:
-		c.ackNow = true
+		c.rcv.ackNow = true
 		c.enterTimeWait()
 	}
 	c.notifyRead()
@@ -350,7 +350,7 @@ func (c *Conn) rcvTimeWait(sg *segment, out *outBatch) bool {
 		return false // RFC 1337: ignore RST in TIME-WAIT
 	}
 	if sg.has(wire.TCPFlagSYN) && !sg.has(wire.TCPFlagACK) {
-		newer := sg.seq.gt(c.rcvNxt)
+		newer := sg.seq.gt(c.rcv.nxt)
 		if c.tsOn && sg.opts.HasTS {
 			newer = int32(sg.opts.TSVal-c.tsRecent) > 0
 		}
@@ -371,7 +371,7 @@ func (c *Conn) rcvTimeWait(sg *segment, out *outBatch) bool {
 
 func (c *Conn) sendTimeWaitAck(out *outBatch) {
 	f := wire.TCPFields{SrcPort: c.id.local.Port(), DstPort: c.id.remote.Port(),
-		Seq: uint32(c.sndNxt), Ack: uint32(c.rcvNxt), Flags: wire.TCPFlagACK}
+		Seq: uint32(c.snd.nxt), Ack: uint32(c.rcv.nxt), Flags: wire.TCPFlagACK}
 	var o *wire.TCPOptions
 	if c.tsOn {
 		o = &wire.TCPOptions{WScale: -1, HasTS: true, TSVal: c.s.tsNow() + c.tsOff, TSEcr: c.tsRecent}

@@ -132,11 +132,11 @@ func (c *Conn) tryWrite(p []byte) int {
 	c.mu.Lock()
 	n := 0
 	if c.canSendData() && !c.wrShutdown {
-		n = min(c.sndBufMax-c.snd.n, len(p))
+		n = min(c.snd.bufMax-c.snd.buf.n, len(p))
 		if n > 0 {
-			c.snd.reserve(c.snd.n+n, c.snd.n)
-			c.snd.writeAt(c.snd.n, p[:n])
-			c.snd.n += n
+			c.snd.buf.reserve(c.snd.buf.n+n, c.snd.buf.n)
+			c.snd.buf.writeAt(c.snd.buf.n, p[:n])
+			c.snd.buf.n += n
 			c.xmit(&out)
 			c.armTimer()
 		}

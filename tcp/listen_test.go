@@ -41,8 +41,8 @@ func TestPassiveOpenOptions(t *testing.T) {
 	if string(buf[:n]) != "GET /" {
 		t.Fatalf("read %q", buf[:n])
 	}
-	if c.sndWnd != 502<<7 || c.mss != 1460-12 || !c.sackOn || !c.tsOn {
-		t.Fatalf("negotiated sndWnd %d mss %d sack %v ts %v", c.sndWnd, c.mss, c.sackOn, c.tsOn)
+	if c.snd.wnd != 502<<7 || c.snd.mss != 1460-12 || !c.sackOn || !c.tsOn {
+		t.Fatalf("negotiated sndWnd %d mss %d sack %v ts %v", c.snd.wnd, c.snd.mss, c.sackOn, c.tsOn)
 	}
 	if h.s.Counter("TcpPassiveOpens") != 1 || h.s.Counter("TcpCurrEstab") != 1 {
 		t.Fatal("counters")
@@ -193,8 +193,8 @@ func TestSyncookiesAlways(t *testing.T) {
 		t.Fatalf("accept queue %d", acc)
 	}
 	c, _ := l.AcceptTCP()
-	if !c.sackOn || !c.tsOn || c.sndWscale != 7 || c.sndWnd != 100<<7 || c.mss != 1460-12 {
-		t.Fatalf("options not restored from the cookie timestamp: sack %v ts %v ws %d mss %d", c.sackOn, c.tsOn, c.sndWscale, c.mss)
+	if !c.sackOn || !c.tsOn || c.snd.wscale != 7 || c.snd.wnd != 100<<7 || c.snd.mss != 1460-12 {
+		t.Fatalf("options not restored from the cookie timestamp: sack %v ts %v ws %d mss %d", c.sackOn, c.tsOn, c.snd.wscale, c.snd.mss)
 	}
 	// A forged ACK fails the cookie check and gets a RST.
 	h.inject(seg{src: 99, dst: 80, seq: 5001, ack: 12345, flags: fA})

@@ -51,19 +51,19 @@ var ofoQueuePool = sync.Pool{New: func() any { return new(ofoQueue) }}
 // ofoQueue returns the out-of-order queue, taking one from the pool on
 // the first hole.
 func (c *Conn) ofoQueue() *ofoQueue {
-	if c.ofo.q == nil {
-		c.ofo.q = ofoQueuePool.Get().(*ofoQueue)
+	if c.rcv.ofo.q == nil {
+		c.rcv.ofo.q = ofoQueuePool.Get().(*ofoQueue)
 	}
-	return c.ofo.q
+	return c.rcv.ofo.q
 }
 
 // releaseOFO gives the (empty or abandoned) queue back to the pool.
 func (c *Conn) releaseOFO() {
-	q := c.ofo.q
+	q := c.rcv.ofo.q
 	if q == nil {
 		return
 	}
-	c.ofo.q = nil
+	c.rcv.ofo.q = nil
 	c.flushCompressed(q)
 	nodes := q.tree.nodes
 	if cap(nodes) > ofoPoolKeepNodes {
@@ -76,7 +76,7 @@ func (c *Conn) releaseOFO() {
 }
 
 // hasOOO reports whether out-of-order data is held.
-func (c *Conn) hasOOO() bool { return c.ofo.q != nil }
+func (c *Conn) hasOOO() bool { return c.rcv.ofo.q != nil }
 
 // freeOOO forgets out-of-order data (the connection is done with it).
 func (c *Conn) freeOOO() { c.releaseOFO() }
@@ -84,19 +84,19 @@ func (c *Conn) freeOOO() { c.releaseOFO() }
 // rcvHeld is the number of ring bytes in use: unread data plus the span of
 // out-of-order data.
 func (c *Conn) rcvHeld() int {
-	if c.ofo.q == nil {
-		return c.rcv.n
+	if c.rcv.ofo.q == nil {
+		return c.rcv.buf.n
 	}
-	last, _ := c.ofo.q.tree.lastRange()
-	return c.rcv.n + last.end.diff(c.rcvNxt)
+	last, _ := c.rcv.ofo.q.tree.lastRange()
+	return c.rcv.buf.n + last.end.diff(c.rcv.nxt)
 }
 
 // rmemAlloc is what the receive side holds against the buffer (Linux
 // sk_rmem_alloc): unread bytes, out-of-order bytes and each out-of-order
 // range's truesize.
 func (c *Conn) rmemAlloc() int {
-	n := c.rcv.n
-	if q := c.ofo.q; q != nil {
+	n := c.rcv.buf.n
+	if q := c.rcv.ofo.q; q != nil {
 		n += q.tree.bytes + q.tree.n*ofoRangeTruesize
 	}
 	return n
@@ -108,7 +108,7 @@ func (c *Conn) rmemAlloc() int {
 // whose segments are at least 64 bytes long never meets it, a peer
 // that sends 1-byte segments at alternate offsets meets it after
 // rcvbuf/40 ranges.
-func (c *Conn) rmemLimit() int { return c.rcvBufMax + c.rcvBufMax>>4 }
+func (c *Conn) rmemLimit() int { return c.rcv.bufMax + c.rcv.bufMax>>4 }
 
 // rmemSchedule decides whether a segment starting at seq may be queued
 // (tcp_try_rmem_schedule): when the receive memory is already over its
@@ -141,12 +141,12 @@ func (c *Conn) pruneQueue(seq seqnum) bool {
 // time, until the memory is under its bound. The SACK state is reset, as
 // a sender's RTO does (RFC 2018 §8: the data SACKed may be discarded).
 func (c *Conn) pruneOFO(seq seqnum) {
-	q := c.ofo.q
+	q := c.rcv.ofo.q
 	if q == nil {
 		return
 	}
 	pruned := false
-	goal := c.rcvBufMax >> 3
+	goal := c.rcv.bufMax >> 3
 	for {
 		last, ok := q.tree.lastRange()
 		if !ok || seq.gt(last.start) {
@@ -159,7 +159,7 @@ func (c *Conn) pruneOFO(seq seqnum) {
 			if c.rmemAlloc() <= c.rmemLimit() {
 				break
 			}
-			goal = c.rcvBufMax >> 3
+			goal = c.rcv.bufMax >> 3
 		}
 	}
 	if !pruned {
@@ -167,7 +167,7 @@ func (c *Conn) pruneOFO(seq seqnum) {
 	}
 	c.s.mib.inc(cOfoPruned)
 	q.nSacks = 0 // tcp_sack_reset
-	c.ofo.dsackOK = false
+	c.rcv.ofo.dsackOK = false
 	if q.tree.empty() {
 		c.releaseOFO()
 	}

@@ -25,7 +25,7 @@ func TestOutOfOrderRangesKept(t *testing.T) {
 	if got := h.s.Counter("TcpExtTCPOFODrop"); got != 0 {
 		t.Errorf("TCPOFODrop %d, want 0", got)
 	}
-	if got := c.ofo.q.tree.n; got != n {
+	if got := c.rcv.ofo.q.tree.n; got != n {
 		t.Errorf("%d ranges held, want %d", got, n)
 	}
 	h.inject(seg{src: 80, dst: p, seq: irs, ack: iss, flags: fA, data: []byte("abcdefghijklmnopqrst")})

@@ -14,9 +14,9 @@ const tsOptLen = 12
 // synOptions fills the options of our SYN or SYN-ACK (tcp_syn_options /
 // tcp_synack_options): MSS, then what both sides agreed to (or we offer).
 func (c *Conn) synOptions(o *wire.TCPOptions) {
-	*o = wire.TCPOptions{WScale: -1, HasMSS: true, MSS: uint16(c.advMSS)}
+	*o = wire.TCPOptions{WScale: -1, HasMSS: true, MSS: uint16(c.rcv.advMSS)}
 	if c.wsOn {
-		o.WScale = int8(c.rcvWscale)
+		o.WScale = int8(c.rcv.wscale)
 	}
 	o.SACKPermitted = c.sackOn
 	if c.tsOn {
@@ -51,7 +51,7 @@ func (c *Conn) sendSuper(out *outBatch, seq seqnum, n int, flags uint8, gso int)
 	hl := wire.TCPMinHeaderLen + wire.TCPOptionsLen(&o)
 	b := pkt.Get(hl + n)
 	if n > 0 {
-		c.snd.readAt(seq.diff(c.sndBufSeq), b.Append(n))
+		c.snd.buf.readAt(seq.diff(c.snd.bufSeq), b.Append(n))
 	}
 	h := b.Prepend(hl)
 	f := wire.TCPFields{
@@ -59,7 +59,7 @@ func (c *Conn) sendSuper(out *outBatch, seq seqnum, n int, flags uint8, gso int)
 		Seq: uint32(seq), Flags: flags, Window: c.selectWindow(syn),
 	}
 	if flags&wire.TCPFlagACK != 0 {
-		f.Ack = uint32(c.rcvNxt)
+		f.Ack = uint32(c.rcv.nxt)
 		c.ackSent()
 	}
 	f.Encode(h)
@@ -82,22 +82,22 @@ func pcount(n, mss int) int { return max((n+mss-1)/mss, 1) }
 // ackSent clears the delayed-ACK state once any ACK leaves (Linux
 // tcp_event_ack_sent).
 func (c *Conn) ackSent() {
-	c.ofo.dsackOK = false
-	c.ackPending = false
-	c.ackNow = false
-	c.unackedBytes = 0
+	c.rcv.ofo.dsackOK = false
+	c.rcv.ackPending = false
+	c.rcv.ackNow = false
+	c.rcv.unackedBytes = 0
 	c.delackAt = 0
 }
 
 // sendAck sends a bare ACK now.
 func (c *Conn) sendAck(out *outBatch) {
-	c.sendSegment(out, c.sndNxt, 0, 0)
+	c.sendSegment(out, c.snd.nxt, 0, 0)
 }
 
 // sendRst sends a RST for this connection (tcp_send_active_reset).
 func (c *Conn) sendRst(out *outBatch) {
 	f := wire.TCPFields{SrcPort: c.id.local.Port(), DstPort: c.id.remote.Port(),
-		Seq: uint32(c.sndNxt), Ack: uint32(c.rcvNxt), Flags: wire.TCPFlagRST | wire.TCPFlagACK}
+		Seq: uint32(c.snd.nxt), Ack: uint32(c.rcv.nxt), Flags: wire.TCPFlagRST | wire.TCPFlagACK}
 	c.s.sendBare(c.id.local.Addr(), c.id.remote.Addr(), &f, nil, out)
 	c.s.mib.inc(cOutRsts)
 }
@@ -117,13 +117,13 @@ func (c *Conn) sendChallengeAck(out *outBatch) {
 // SACK option it will carry (Linux tcp_current_mss).
 func (c *Conn) sendMSS() int {
 	if l := c.sackOptLen(); l > 0 {
-		return max(c.mss-l, 64)
+		return max(c.snd.mss-l, 64)
 	}
-	return c.mss
+	return c.snd.mss
 }
 
 // dataEnd is the sequence number just past the last byte written.
-func (c *Conn) dataEnd() seqnum { return c.sndBufSeq.add(c.snd.n) }
+func (c *Conn) dataEnd() seqnum { return c.snd.bufSeq.add(c.snd.buf.n) }
 
 // canSendData reports whether the state lets new data or a FIN go out.
 func (c *Conn) canSendData() bool {
@@ -138,7 +138,7 @@ func (c *Conn) canSendData() bool {
 // small window) and nothing is in flight to provoke a window update
 // (tcp_check_probe_timer).
 func (c *Conn) checkPersist() {
-	if c.sndUna == c.sndNxt && (c.dataEnd().gt(c.sndNxt) || (c.finQueued && !c.finSent)) {
+	if c.snd.una == c.snd.nxt && (c.dataEnd().gt(c.snd.nxt) || (c.snd.finQueued && !c.snd.finSent)) {
 		if c.persistAt.IsZero() {
 			c.persistAt = c.s.stampAfter(c.rtoBackoff())
 		}
@@ -155,15 +155,15 @@ func (c *Conn) idleRestart() {
 		return
 	}
 	idle := c.s.since(c.lastSend)
-	if idle <= c.rto {
+	if idle <= c.rtt.rto {
 		return
 	}
-	c.cc.CwndEvent(c.ccSender(), congestion.TxStart)
-	restart := min(uint32(initCwnd), c.cong.Cwnd)
-	for d := idle / c.rto; d > 0 && c.cong.Cwnd > restart; d-- {
-		c.cong.Cwnd >>= 1
+	c.rec.cc.CwndEvent(c.ccSender(), congestion.TxStart)
+	restart := min(uint32(initCwnd), c.rec.cong.Cwnd)
+	for d := idle / c.rtt.rto; d > 0 && c.rec.cong.Cwnd > restart; d-- {
+		c.rec.cong.Cwnd >>= 1
 	}
-	c.cong.Cwnd = max(c.cong.Cwnd, restart)
+	c.rec.cong.Cwnd = max(c.rec.cong.Cwnd, restart)
 }
 
 // oowRateLimited reports whether a reply to an out-of-window segment must be

@@ -13,50 +13,50 @@ import "github.com/tapstack/tapstack/tcp/congestion"
 // initCwndReduction is tcp_init_cwnd_reduction: one multiplicative
 // decrease for the data in flight now (up to high_seq).
 func (c *Conn) initCwndReduction() {
-	c.highSeq = c.sndNxt
-	c.tlpOut = false
-	c.cong.CwndCnt = 0
-	c.priorCwnd = c.cong.Cwnd
-	c.prrDelivered, c.prrOut = 0, 0
-	c.cong.Ssthresh = c.cc.SsThresh(c.ccSender())
+	c.rec.highSeq = c.snd.nxt
+	c.rec.tlpOut = false
+	c.rec.cong.CwndCnt = 0
+	c.rec.priorCwnd = c.rec.cong.Cwnd
+	c.rec.prrDelivered, c.rec.prrOut = 0, 0
+	c.rec.cong.Ssthresh = c.rec.cc.SsThresh(c.ccSender())
 }
 
 // cwndReduction is tcp_cwnd_reduction, on each ACK of recovery: newly is
 // what the ACK delivered (acknowledged or SACKed), newlyLost what it
 // found lost.
 func (c *Conn) cwndReduction(newly, newlyLost, flag int) {
-	if newly <= 0 || c.priorCwnd == 0 {
+	if newly <= 0 || c.rec.priorCwnd == 0 {
 		return
 	}
-	c.prrDelivered += newly
+	c.rec.prrDelivered += newly
 	inFlight := c.inFlight()
-	delta := int(c.cong.Ssthresh) - inFlight
+	delta := int(c.rec.cong.Ssthresh) - inFlight
 	var sndcnt int
 	if delta < 0 {
 		// Proportional part: ssthresh/priorCwnd of what was delivered.
-		dividend := uint64(c.cong.Ssthresh)*uint64(c.prrDelivered) + uint64(c.priorCwnd) - 1
-		sndcnt = int(dividend/uint64(c.priorCwnd)) - c.prrOut
+		dividend := uint64(c.rec.cong.Ssthresh)*uint64(c.rec.prrDelivered) + uint64(c.rec.priorCwnd) - 1
+		sndcnt = int(dividend/uint64(c.rec.priorCwnd)) - c.rec.prrOut
 	} else {
 		// Slow-start reduction bound: grow back no faster than delivery.
-		sndcnt = max(c.prrDelivered-c.prrOut, newly)
+		sndcnt = max(c.rec.prrDelivered-c.rec.prrOut, newly)
 		if flag&flagSndUnaAdvanced != 0 && newlyLost == 0 {
 			sndcnt++
 		}
 		sndcnt = min(delta, sndcnt)
 	}
-	if c.prrOut == 0 {
+	if c.rec.prrOut == 0 {
 		sndcnt = max(sndcnt, 1) // the fast retransmit goes at once
 	}
-	c.cong.Cwnd = uint32(max(inFlight+sndcnt, 1))
+	c.rec.cong.Cwnd = uint32(max(inFlight+sndcnt, 1))
 }
 
 // endCwndReduction is tcp_end_cwnd_reduction: leaving CWR, or recovery
 // that was not undone, cwnd is ssthresh.
 func (c *Conn) endCwndReduction() {
-	if c.cong.Ssthresh < infiniteSsthresh && (c.ca == caCWR || c.undoMarkerOK) {
-		c.cong.Cwnd = c.cong.Ssthresh
+	if c.rec.cong.Ssthresh < infiniteSsthresh && (c.rec.ca == caCWR || c.rec.undoMarkerOK) {
+		c.rec.cong.Cwnd = c.rec.cong.Ssthresh
 	}
-	c.cc.CwndEvent(c.ccSender(), congestion.CompleteCWR)
+	c.rec.cc.CwndEvent(c.ccSender(), congestion.CompleteCWR)
 }
 
 // congControl is tcp_cong_control without a cong_control hook: PRR while
@@ -70,7 +70,7 @@ func (c *Conn) congControl(delivered, lost, flag int) {
 	if c.mayRaiseCwnd(flag) && delivered > 0 {
 		s := c.ccSender()
 		s.CwndLimited = c.isCwndLimited()
-		c.cc.CongAvoid(s, uint32(delivered))
+		c.rec.cc.CongAvoid(s, uint32(delivered))
 	}
 }
 
@@ -78,7 +78,7 @@ func (c *Conn) congControl(delivered, lost, flag int) {
 // (RFC 5681), unless the path reorders more than the default tolerance,
 // when any delivery counts.
 func (c *Conn) mayRaiseCwnd(flag int) bool {
-	if c.reordering > int(c.s.sys.Reordering.Load()) {
+	if c.rec.reordering > int(c.s.sys.Reordering.Load()) {
 		return flag&flagForwardProgress != 0
 	}
 	return flag&flagDataAcked != 0
@@ -88,10 +88,10 @@ func (c *Conn) mayRaiseCwnd(flag int) bool {
 // used: cwnd-limited for the current window of data, or the most packets
 // that were in flight in it (max_packets_out).
 func (c *Conn) cwndValidate(limited bool) {
-	if c.sndUna.geq(c.cwndUsageSeq) || limited || (!c.cwndLimited && c.sb.packetsOut > c.maxPacketsOut) {
-		c.cwndLimited = limited
-		c.maxPacketsOut = c.sb.packetsOut
-		c.cwndUsageSeq = c.sndNxt
+	if c.snd.una.geq(c.rec.cwndUsageSeq) || limited || (!c.rec.cwndLimited && c.rec.sb.packetsOut > c.rec.maxPacketsOut) {
+		c.rec.cwndLimited = limited
+		c.rec.maxPacketsOut = c.rec.sb.packetsOut
+		c.rec.cwndUsageSeq = c.snd.nxt
 	}
 }
 
@@ -99,11 +99,11 @@ func (c *Conn) cwndValidate(limited bool) {
 // limited sending in this window of data; in slow start cwnd also grows
 // until it is twice what was in flight.
 func (c *Conn) isCwndLimited() bool {
-	if c.cwndLimited {
+	if c.rec.cwndLimited {
 		return true
 	}
-	if c.cong.Cwnd < c.cong.Ssthresh {
-		return int(c.cong.Cwnd) < 2*c.maxPacketsOut
+	if c.rec.cong.Cwnd < c.rec.cong.Ssthresh {
+		return int(c.rec.cong.Cwnd) < 2*c.rec.maxPacketsOut
 	}
 	return false
 }

@@ -48,10 +48,10 @@ func (c *Conn) rackAdvance(flags uint8, end seqnum, sent, now stamp) {
 	if rtt < c.minRTTOrInf() && flags&(sbRetrans|sbEverRetrans) != 0 {
 		return
 	}
-	c.rack.advanced = true
-	c.rack.rtt = rtt
-	if sentAfter(sent, c.rack.mstamp, end, c.rack.endSeq) {
-		c.rack.mstamp, c.rack.endSeq = sent, end
+	c.rec.rack.advanced = true
+	c.rec.rack.rtt = rtt
+	if sentAfter(sent, c.rec.rack.mstamp, end, c.rec.rack.endSeq) {
+		c.rec.rack.mstamp, c.rec.rack.endSeq = sent, end
 	}
 }
 
@@ -60,15 +60,15 @@ func (c *Conn) rackAdvance(flags uint8, end seqnum, sent, now stamp) {
 // segments are SACKed (what the classic rule would call lost anyway);
 // otherwise min_rtt/4 per step, at most srtt.
 func (c *Conn) rackReoWnd() time.Duration {
-	if c.reordSeen == 0 {
-		if c.ca >= caRecovery {
+	if c.rec.reordSeen == 0 {
+		if c.rec.ca >= caRecovery {
 			return 0
 		}
-		if c.sb.sackedOut >= c.reordering && c.s.sys.Recovery.Load()&rackNoDupthresh == 0 {
+		if c.rec.sb.sackedOut >= c.rec.reordering && c.s.sys.Recovery.Load()&rackNoDupthresh == 0 {
 			return 0
 		}
 	}
-	return min(c.minRTTOrInf()/4*time.Duration(c.rack.reoWndSteps), c.srtt)
+	return min(c.minRTTOrInf()/4*time.Duration(c.rec.rack.reoWndSteps), c.rtt.srtt)
 }
 
 // rackDetectLoss is tcp_rack_detect_loss: mark lost every segment sent
@@ -78,7 +78,7 @@ func (c *Conn) rackReoWnd() time.Duration {
 // is always later than the original it repeats, so the walk ends at the
 // first never-retransmitted record sent after the reference.
 func (c *Conn) rackDetectLoss(now stamp) time.Duration {
-	sb := &c.sb
+	sb := &c.rec.sb
 	reoWnd := c.rackReoWnd()
 	var wait time.Duration
 	for i := 0; i < sb.n; i++ {
@@ -86,13 +86,13 @@ func (c *Conn) rackDetectLoss(now stamp) time.Duration {
 		if g.flags&sbSacked != 0 || g.flags&(sbLost|sbRetrans) == sbLost {
 			continue // delivered, or lost and not yet retransmitted
 		}
-		if !sentAfter(c.rack.mstamp, g.sent, c.rack.endSeq, g.end) {
+		if !sentAfter(c.rec.rack.mstamp, g.sent, c.rec.rack.endSeq, g.end) {
 			if g.flags&sbEverRetrans == 0 {
 				break
 			}
 			continue
 		}
-		remaining := c.rack.rtt + reoWnd - time.Duration(now-g.sent) // tcp_rack_skb_timeout
+		remaining := c.rec.rack.rtt + reoWnd - time.Duration(now-g.sent) // tcp_rack_skb_timeout
 		if remaining <= 0 {
 			c.markLost(i)
 		} else {
@@ -106,10 +106,10 @@ func (c *Conn) rackDetectLoss(now stamp) time.Duration {
 // moved, and arm the reordering timer for segments still within the
 // window. It reports whether the timer was armed.
 func (c *Conn) rackMarkLost(now stamp) bool {
-	if !c.rack.advanced {
+	if !c.rec.rack.advanced {
 		return false
 	}
-	c.rack.advanced = false
+	c.rec.rack.advanced = false
 	wait := c.rackDetectLoss(now)
 	if wait > 0 {
 		// ICSK_TIME_REO_TIMEOUT shares the retransmission timer:
@@ -129,7 +129,7 @@ const tcpTimeoutMin = 2 * time.Millisecond
 // segments has passed; those still undelivered are lost, recovery starts
 // if it has not, and they are retransmitted.
 func (c *Conn) rackReoTimeout(out *outBatch) {
-	if c.sb.packetsOut == 0 {
+	if c.rec.sb.packetsOut == 0 {
 		c.rearmRTO()
 		return
 	}
@@ -137,7 +137,7 @@ func (c *Conn) rackReoTimeout(out *outBatch) {
 	now := c.s.stampNow()
 	c.rackDetectLoss(now) // what is still within its window waits for the next ACK
 	if priorInflight != c.inFlight() {
-		if c.ca != caRecovery {
+		if c.rec.ca != caRecovery {
 			c.enterRecovery()
 			c.cwndReduction(1, 0, 0)
 		}
@@ -156,15 +156,15 @@ func (c *Conn) rackUpdateReoWnd(st *ackState) {
 	if c.s.sys.Recovery.Load()&rackStaticReoWnd != 0 || st.priorDelivered == 0 {
 		return
 	}
-	if int32(st.priorDelivered-c.rack.lastDelivered) < 0 {
-		c.rack.dsackSeen = false // not a round trip since the last step
+	if int32(st.priorDelivered-c.rec.rack.lastDelivered) < 0 {
+		c.rec.rack.dsackSeen = false // not a round trip since the last step
 	}
-	if c.rack.dsackSeen {
-		c.rack.reoWndSteps = uint8(min(int(c.rack.reoWndSteps)+1, 0xff))
-		c.rack.dsackSeen = false
-		c.rack.lastDelivered = c.sb.delivered
-		c.rack.reoWndPersist = rackRecoveryThresh
-	} else if c.rack.reoWndPersist == 0 {
-		c.rack.reoWndSteps = 1
+	if c.rec.rack.dsackSeen {
+		c.rec.rack.reoWndSteps = uint8(min(int(c.rec.rack.reoWndSteps)+1, 0xff))
+		c.rec.rack.dsackSeen = false
+		c.rec.rack.lastDelivered = c.rec.sb.delivered
+		c.rec.rack.reoWndPersist = rackRecoveryThresh
+	} else if c.rec.rack.reoWndPersist == 0 {
+		c.rec.rack.reoWndSteps = 1
 	}
 }

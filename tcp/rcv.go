@@ -17,16 +17,16 @@ func (c *Conn) rcvData(sg *segment, out *outBatch) {
 		seq = seq.add(1)
 	}
 	fin := sg.has(wire.TCPFlagFIN)
-	if len(data) > c.rcvMss {
-		c.rcvMss = min(len(data), c.advMSS)
+	if len(data) > c.rcv.mss {
+		c.rcv.mss = min(len(data), c.rcv.advMSS)
 	}
-	if q := c.ofo.q; q != nil && !c.ackPending {
+	if q := c.rcv.ofo.q; q != nil && !c.rcv.ackPending {
 		c.flushCompressed(q) // an ACK went out since the last one was held
 	}
 	c.rcvRTTMeasureTS(sg, len(data))
 	// Trim what we already have.
-	if seq.lt(c.rcvNxt) {
-		skip := c.rcvNxt.diff(seq)
+	if seq.lt(c.rcv.nxt) {
+		skip := c.rcv.nxt.diff(seq)
 		if skip > len(data) || (skip == len(data) && !fin) {
 			// A retransmission of what we have: our ACK was probably lost
 			// (tcp_data_queue: DelayedACKLost, D-SACK, quickack).
@@ -35,35 +35,35 @@ func (c *Conn) rcvData(sg *segment, out *outBatch) {
 				c.dsackSet(seqRange{seq, end})
 			}
 			c.enterQuickAck()
-			c.ackNow = true
+			c.rcv.ackNow = true
 			return
 		}
 		if skip > 0 && len(data) > 0 {
-			c.dsackSet(seqRange{seq, c.rcvNxt}) // partial packet, seq < rcv_nxt < end_seq
+			c.dsackSet(seqRange{seq, c.rcv.nxt}) // partial packet, seq < rcv_nxt < end_seq
 		}
 		if skip == len(data) {
 			data = nil
 		} else {
 			data = data[skip:]
 		}
-		seq = c.rcvNxt
+		seq = c.rcv.nxt
 	}
 	// Trim to the advertised window.
-	wndEnd := seqMax(c.rcvEdge, c.rcvNxt)
+	wndEnd := seqMax(c.rcv.edge, c.rcv.nxt)
 	if room := wndEnd.diff(seq); len(data) > room {
 		if room <= 0 {
-			if c.rcvEdge == c.rcvNxt {
+			if c.rcv.edge == c.rcv.nxt {
 				m.inc(cTCPZeroWindowDrop)
 			}
 			c.enterQuickAck() // tcp_data_queue: out of window
-			c.ackNow = true
+			c.rcv.ackNow = true
 			return
 		}
 		data = data[:room]
 		fin = false
 	}
 	if len(data) > 0 {
-		if seq == c.rcvNxt {
+		if seq == c.rcv.nxt {
 			if !c.queueInOrder(data) {
 				return
 			}
@@ -72,9 +72,9 @@ func (c *Conn) rcvData(sg *segment, out *outBatch) {
 		}
 	}
 	if fin {
-		c.peerFin, c.peerFinSeq = true, seq.add(len(data))
+		c.rcv.peerFin, c.rcv.finSeq = true, seq.add(len(data))
 	}
-	if c.peerFin && !c.finRcvd && c.rcvNxt == c.peerFinSeq {
+	if c.rcv.peerFin && !c.rcv.finRcvd && c.rcv.nxt == c.rcv.finSeq {
 		c.rcvFin(out)
 	}
 }
@@ -83,25 +83,25 @@ func (c *Conn) rcvData(sg *segment, out *outBatch) {
 // then moves what became contiguous out of the out-of-order queue. It
 // reports false when the segment was dropped for memory.
 func (c *Conn) queueInOrder(data []byte) bool {
-	if !c.rmemSchedule(c.rcvNxt) {
-		c.ackNow = true // ICSK_ACK_NOMEM | ICSK_ACK_NOW
-		if c.rcv.n > 0 {
+	if !c.rmemSchedule(c.rcv.nxt) {
+		c.rcv.ackNow = true // ICSK_ACK_NOMEM | ICSK_ACK_NOW
+		if c.rcv.buf.n > 0 {
 			c.s.mib.inc(cTCPRcvQDrop)
 			return false
 		}
 	}
-	c.rcv.reserve(c.rcv.n+len(data), c.rcvHeld())
-	c.rcv.writeAt(c.rcv.n, data)
-	c.rcv.n += len(data)
-	c.rcvNxt = c.rcvNxt.add(len(data))
-	c.unackedBytes += len(data)
-	c.ackPending = true
+	c.rcv.buf.reserve(c.rcv.buf.n+len(data), c.rcvHeld())
+	c.rcv.buf.writeAt(c.rcv.buf.n, data)
+	c.rcv.buf.n += len(data)
+	c.rcv.nxt = c.rcv.nxt.add(len(data))
+	c.rcv.unackedBytes += len(data)
+	c.rcv.ackPending = true
 	c.rcvRTTMeasure() // tcp_event_data_recv
-	if c.ofo.q != nil {
+	if c.rcv.ofo.q != nil {
 		c.drainOFO()
-		if c.ofo.q == nil {
+		if c.rcv.ofo.q == nil {
 			// The last hole is filled: ACK at once (RFC 5681 §4.2).
-			c.ackNow = true
+			c.rcv.ackNow = true
 		} else {
 			c.sackRemove()
 		}
@@ -135,13 +135,13 @@ func (c *Conn) queueOFO(seq seqnum, data []byte, out *outBatch) bool {
 		if ins.dup.len() > 0 {
 			c.dsackSet(ins.dup)
 		}
-		off := c.rcv.n + seq.diff(c.rcvNxt)
-		c.rcv.reserve(off+len(data), c.rcvHeld())
-		c.rcv.writeAt(off, data)
+		off := c.rcv.buf.n + seq.diff(c.rcv.nxt)
+		c.rcv.buf.reserve(off+len(data), c.rcvHeld())
+		c.rcv.buf.writeAt(off, data)
 	}
 	c.sackNewOfo(r, out)
-	c.rcvBufGrow(c.rcvSpace.space)
-	c.ackPending = true // inet_csk_schedule_ack; maybeAck decides when
+	c.rcvBufGrow(c.rcv.space.space)
+	c.rcv.ackPending = true // inet_csk_schedule_ack; maybeAck decides when
 	return true
 }
 
@@ -149,21 +149,21 @@ func (c *Conn) queueOFO(seq seqnum, data []byte, out *outBatch) bool {
 // in-order data (tcp_ofo_queue); where the segment that reached them
 // overlapped them, the overlap becomes the D-SACK.
 func (c *Conn) drainOFO() {
-	q := c.ofo.q
-	dsackHigh := c.rcvNxt
+	q := c.rcv.ofo.q
+	dsackHigh := c.rcv.nxt
 	for {
-		r, ok := q.tree.popFirstUpTo(c.rcvNxt)
+		r, ok := q.tree.popFirstUpTo(c.rcv.nxt)
 		if !ok {
 			break
 		}
 		if r.start.lt(dsackHigh) {
 			c.dsackExtend(seqRange{r.start, seqMin(r.end, dsackHigh)})
 		}
-		if r.end.gt(c.rcvNxt) {
-			d := r.end.diff(c.rcvNxt)
-			c.rcv.n += d
-			c.unackedBytes += d
-			c.rcvNxt = r.end
+		if r.end.gt(c.rcv.nxt) {
+			d := r.end.diff(c.rcv.nxt)
+			c.rcv.buf.n += d
+			c.rcv.unackedBytes += d
+			c.rcv.nxt = r.end
 		}
 	}
 	if q.tree.empty() {
@@ -174,19 +174,19 @@ func (c *Conn) drainOFO() {
 // read copies unread data into p (tcp_recvmsg), then sends a window
 // update when the window has at least doubled (tcp_cleanup_rbuf).
 func (c *Conn) read(p []byte, out *outBatch) int {
-	n := min(len(p), c.rcv.n)
+	n := min(len(p), c.rcv.buf.n)
 	if n == 0 {
 		return 0
 	}
-	c.rcv.readAt(0, p[:n])
-	c.rcv.consume(n)
-	c.rcvSpace.copied = c.rcvSpace.copied.add(n)
+	c.rcv.buf.readAt(0, p[:n])
+	c.rcv.buf.consume(n)
+	c.rcv.space.copied = c.rcv.space.copied.add(n)
 	c.rcvSpaceAdjust()
 	if c.state == StateEstablished || c.state == StateFinWait1 || c.state == StateFinWait2 {
-		now := c.rcvEdge.diff(c.rcvNxt)
-		if 2*now <= c.rcvBufMax {
-			free := c.rcvBufMax - c.rcv.n
-			if free >= 2*now && free >= c.advMSS {
+		now := c.rcv.edge.diff(c.rcv.nxt)
+		if 2*now <= c.rcv.bufMax {
+			free := c.rcv.bufMax - c.rcv.buf.n
+			if free >= 2*now && free >= c.rcv.advMSS {
 				c.sendAck(out)
 			}
 		}

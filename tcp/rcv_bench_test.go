@@ -74,8 +74,8 @@ func BenchmarkRcvOutOfOrder(b *testing.B) {
 				b.Fatal(err)
 			}
 			c.SetReadBuffer(1 << 22)
-			c.quickAcks = 0
-			c.srtt = 0          // every ACK at once: the most work per segment
+			c.rcv.quickAcks = 0
+			c.rtt.srtt = 0      // every ACK at once: the most work per segment
 			g.deliver(0, 1, fA) // opens the scaled window
 			for i := 1; i <= n; i++ {
 				g.deliver(uint32(2*i), 1, fA)
@@ -87,8 +87,8 @@ func BenchmarkRcvOutOfOrder(b *testing.B) {
 				dups[i] = uint32(2 * (1 + rng.Intn(n-1)))
 			}
 			low, top := uint32(1), uint32(2*n)
-			if c.ofo.q == nil || c.ofo.q.tree.n != n {
-				b.Fatalf("set-up holds %v ranges, want %d", c.ofo.q, n)
+			if c.rcv.ofo.q == nil || c.rcv.ofo.q.tree.n != n {
+				b.Fatalf("set-up holds %v ranges, want %d", c.rcv.ofo.q, n)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -101,7 +101,7 @@ func BenchmarkRcvOutOfOrder(b *testing.B) {
 				low += 2
 			}
 			b.StopTimer()
-			if got := c.ofo.q.tree.n; got < n-1 || got > n+1 {
+			if got := c.rcv.ofo.q.tree.n; got < n-1 || got > n+1 {
 				b.Fatalf("%d ranges at the end, want %d", got, n)
 			}
 		})

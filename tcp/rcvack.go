@@ -21,21 +21,21 @@ const (
 // arriving above a hole costs one ACK per 5 % of the RTT instead of one
 // per segment. Otherwise after the delayed-ACK timer.
 func (c *Conn) maybeAck(out *outBatch) {
-	if c.ackNow {
+	if c.rcv.ackNow {
 		c.sendAck(out)
 		return
 	}
-	if !c.ackPending {
+	if !c.rcv.ackPending {
 		return
 	}
-	if c.unackedBytes >= 2*max(c.rcvMss, 536) || (c.quickAcks > 0 && !c.pingpong) {
-		if c.quickAcks > 0 {
-			c.quickAcks--
+	if c.rcv.unackedBytes >= 2*max(c.rcv.mss, 536) || (c.rcv.quickAcks > 0 && !c.rcv.pingpong) {
+		if c.rcv.quickAcks > 0 {
+			c.rcv.quickAcks--
 		}
 		c.sendAck(out)
 		return
 	}
-	q := c.ofo.q
+	q := c.rcv.ofo.q
 	if q == nil {
 		if c.delackAt.IsZero() {
 			c.delackAt = c.s.stampAfter(delAckMin)
@@ -47,8 +47,8 @@ func (c *Conn) maybeAck(out *outBatch) {
 		c.flushCompressed(q)
 		return
 	}
-	if q.compRcvNxt != c.rcvNxt {
-		q.compRcvNxt, q.dupAcks = c.rcvNxt, 0
+	if q.compRcvNxt != c.rcv.nxt {
+		q.compRcvNxt, q.dupAcks = c.rcv.nxt, 0
 	}
 	if q.dupAcks < fastRetransThresh {
 		q.dupAcks++
@@ -73,8 +73,8 @@ func (c *Conn) maybeAck(out *outBatch) {
 // at most tcp_comp_sack_delay_ns; 0 without an estimate.
 func (c *Conn) compSackDelay() time.Duration {
 	rtt := c.rcvRTT()
-	if c.srtt > 0 && (rtt == 0 || c.srtt < rtt) {
-		rtt = c.srtt
+	if c.rtt.srtt > 0 && (rtt == 0 || c.rtt.srtt < rtt) {
+		rtt = c.rtt.srtt
 	}
 	return min(rtt/20, time.Duration(c.s.sys.CompSackDelayNs.Load())) // at most tcp_comp_sack_delay_ns
 }
@@ -83,7 +83,7 @@ func (c *Conn) compSackDelay() time.Duration {
 // compression rather than delayed (Linux sends it from its own timer and
 // does not count it in DelayedACKs).
 func (c *Conn) sackCompressing() bool {
-	return c.ofo.q != nil && c.ofo.q.compressed > 0 && c.ackPending
+	return c.rcv.ofo.q != nil && c.rcv.ofo.q.compressed > 0 && c.rcv.ackPending
 }
 
 // flushCompressed counts the ACKs that the one just sent stood in for
@@ -99,12 +99,12 @@ func (c *Conn) flushCompressed(q *ofoQueue) {
 // many as half the window holds segments (tcp_incr_quickack), and the
 // connection is no longer treated as interactive.
 func (c *Conn) enterQuickAck() {
-	n := c.rcvEdge.diff(c.rcvWup) / (2 * max(c.rcvMss, 1))
+	n := c.rcv.edge.diff(c.rcv.wup) / (2 * max(c.rcv.mss, 1))
 	if n <= 0 {
 		n = 2
 	}
-	c.quickAcks = max(c.quickAcks, min(n, maxQuickAcks))
-	c.pingpong = false
+	c.rcv.quickAcks = max(c.rcv.quickAcks, min(n, maxQuickAcks))
+	c.rcv.pingpong = false
 }
 
 // sendDupAck answers a segment that failed the sequence check
@@ -112,10 +112,10 @@ func (c *Conn) enterQuickAck() {
 // retransmission of what we have, so probably our ACK was lost — the ACK
 // carries a D-SACK for it (RFC 2883 §4.1.1) and quickack mode starts.
 func (c *Conn) sendDupAck(sg *segment, out *outBatch) {
-	if end := sg.end(); end != sg.seq && sg.seq.lt(c.rcvNxt) {
+	if end := sg.end(); end != sg.seq && sg.seq.lt(c.rcv.nxt) {
 		c.s.mib.inc(cDelayedACKLost)
 		c.enterQuickAck()
-		c.dsackSet(seqRange{sg.seq, seqMin(end, c.rcvNxt)})
+		c.dsackSet(seqRange{sg.seq, seqMin(end, c.rcv.nxt)})
 	}
 	c.sendAck(out)
 }

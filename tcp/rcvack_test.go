@@ -13,8 +13,8 @@ import (
 // is ACKed the usual way again (delayed).
 func TestOutOfOrderAckedAtOnce(t *testing.T) {
 	p := newRcvPeer(t, false, nil)
-	p.c.quickAcks = 0
-	p.c.srtt = 0 // the handshake's 1 µs sample on the virtual clock
+	p.c.rcv.quickAcks = 0
+	p.c.rtt.srtt = 0 // the handshake's 1 µs sample on the virtual clock
 	p.send(0, 100)
 	p.h.expectNone()
 	for k := 1; k <= 10; k++ { // [200k, 200k+100): a hole below each
@@ -45,13 +45,13 @@ func TestOutOfOrderAckedAtOnce(t *testing.T) {
 // in-order segments at once instead of delaying them.
 func TestQuickAckAfterDuplicate(t *testing.T) {
 	p := newRcvPeer(t, false, nil)
-	p.c.quickAcks = 0
-	p.c.srtt = 0
+	p.c.rcv.quickAcks = 0
+	p.c.rtt.srtt = 0
 	p.send(0, 100)
 	p.h.expectNone()
 	p.send(0, 100)
 	p.h.expect().ACK().Ack(p.seq(100)).SACK(p.blk(0, 100))
-	if p.c.quickAcks == 0 {
+	if p.c.rcv.quickAcks == 0 {
 		t.Fatal("no quickack mode after a duplicate")
 	}
 	for k := 1; k <= 3; k++ {
@@ -67,8 +67,8 @@ func TestQuickAckAfterDuplicate(t *testing.T) {
 // saved); rcv_nxt moving restarts the count.
 func TestSACKCompression(t *testing.T) {
 	p := newRcvPeer(t, false, nil)
-	p.c.quickAcks = 0
-	p.c.srtt = 20 * time.Millisecond // hold ACKs up to 1 ms
+	p.c.rcv.quickAcks = 0
+	p.c.rtt.srtt = 20 * time.Millisecond // hold ACKs up to 1 ms
 	for k := 1; k <= 3; k++ {
 		p.send(1000*k, 100)
 		p.h.expect().ACK().Ack(p.seq(0))
@@ -103,8 +103,8 @@ func TestSACKCompression(t *testing.T) {
 // in a row; the next goes at once. With tcp_comp_sack_nr=0 none is.
 func TestSACKCompressionBounded(t *testing.T) {
 	p := newRcvPeer(t, false, nil)
-	p.c.quickAcks = 0
-	p.c.srtt = 20 * time.Millisecond
+	p.c.rcv.quickAcks = 0
+	p.c.rtt.srtt = 20 * time.Millisecond
 	compSackNr := int(p.h.s.sys.CompSackNr.Load())
 	for k := 0; k < fastRetransThresh+compSackNr+1; k++ {
 		p.send(1000+100*k, 100) // each extends the same range
@@ -119,8 +119,8 @@ func TestSACKCompressionBounded(t *testing.T) {
 // (tcp_sack_new_ofo_skb), so the sender hears of every range.
 func TestSACKCompressionNoBlockLost(t *testing.T) {
 	p := newRcvPeer(t, false, nil)
-	p.c.quickAcks = 0
-	p.c.srtt = 20 * time.Millisecond
+	p.c.rcv.quickAcks = 0
+	p.c.rtt.srtt = 20 * time.Millisecond
 	for k := 1; k <= 4; k++ {
 		p.send(1000*k, 100)
 	}
@@ -138,7 +138,7 @@ func TestSACKCompressionNoBlockLost(t *testing.T) {
 // and the buffer grows; once the hole is filled its right edge moves on.
 func TestDupAckWindowWithoutSACK(t *testing.T) {
 	p := newRcvPeerWith(t, &wire.TCPOptions{MSS: 1460, HasMSS: true, WScale: 7}, nil)
-	p.c.srtt = 0
+	p.c.rtt.srtt = 0
 	for off := 0; off < 7000; off += 1400 {
 		p.send(off, 1400)
 	}
@@ -162,8 +162,8 @@ func TestDupAckWindowWithoutSACK(t *testing.T) {
 // off: every segment arriving above a hole is ACKed at once.
 func TestSACKCompressionOff(t *testing.T) {
 	p := newRcvPeer(t, false, func(s *Sysctls) { s.CompSackNr.Store(0) })
-	p.c.quickAcks = 0
-	p.c.srtt = 20 * time.Millisecond
+	p.c.rcv.quickAcks = 0
+	p.c.rtt.srtt = 20 * time.Millisecond
 	for k := 0; k < 10; k++ {
 		p.send(1000+100*k, 100)
 	}

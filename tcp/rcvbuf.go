@@ -11,15 +11,15 @@ func (c *Conn) rcvSpaceAdjust() {
 		return
 	}
 	now := c.s.stampNow()
-	if time.Duration(now-c.rcvSpace.time) < rtt {
+	if time.Duration(now-c.rcv.space.time) < rtt {
 		return
 	}
-	copied := c.rcvSpace.copied.diff(c.rcvSpace.seq) - c.rcv.n
-	if copied > c.rcvSpace.space {
+	copied := c.rcv.space.copied.diff(c.rcv.space.seq) - c.rcv.buf.n
+	if copied > c.rcv.space.space {
 		c.rcvBufGrow(copied)
 	}
-	c.rcvSpace.seq = c.rcvSpace.copied
-	c.rcvSpace.time = now
+	c.rcv.space.seq = c.rcv.space.copied
+	c.rcv.space.time = now
 }
 
 // rcvBufGrow sets the space to newval and grows rcvbuf to hold it
@@ -29,9 +29,9 @@ func (c *Conn) rcvSpaceAdjust() {
 // holes open, the sender's window has to cover them too. It runs on every
 // out-of-order arrival as well as once per RTT.
 func (c *Conn) rcvBufGrow(newval int) {
-	old := c.rcvSpace.space
-	c.rcvSpace.space = newval
-	if c.rcvBufLocked || c.s.sys.ModerateRcvbuf.Load() == 0 || c.closed || c.listener != nil {
+	old := c.rcv.space.space
+	c.rcv.space.space = newval
+	if c.rcv.bufLocked || c.s.sys.ModerateRcvbuf.Load() == 0 || c.closed || c.listener != nil {
 		return
 	}
 	rcvwin := newval << 1
@@ -42,11 +42,11 @@ func (c *Conn) rcvBufGrow(newval int) {
 	} else if old > 0 && newval > old {
 		rcvwin += 2 * rcvwin * (newval - old) / old
 	}
-	if q := c.ofo.q; q != nil {
+	if q := c.rcv.ofo.q; q != nil {
 		last, _ := q.tree.lastRange()
-		rcvwin += last.end.diff(c.rcvNxt)
+		rcvwin += last.end.diff(c.rcv.nxt)
 	}
-	if rcvbuf := min(rcvwin, int(c.s.sys.RmemMax.Load())); rcvbuf > c.rcvBufMax {
-		c.rcvBufMax = rcvbuf
+	if rcvbuf := min(rcvwin, int(c.s.sys.RmemMax.Load())); rcvbuf > c.rcv.bufMax {
+		c.rcv.bufMax = rcvbuf
 	}
 }

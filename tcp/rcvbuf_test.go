@@ -15,25 +15,25 @@ import (
 func TestRcvBufGrowsWithOutOfOrder(t *testing.T) {
 	ws := &wire.TCPOptions{MSS: 1460, HasMSS: true, WScale: 7, SACKPermitted: true}
 	p := newRcvPeerWith(t, ws, func(s *Sysctls) { s.RmemDefault.Store(16384) })
-	p.c.srtt = 0
+	p.c.rtt.srtt = 0
 	p.send(0, 1000)
 	p.h.drain()
-	space := p.c.rcvSpace.space
+	space := p.c.rcv.space.space
 	p.send(14000, 1000)
-	if want := 2*space + 14000; p.c.rcvBufMax < want {
-		t.Fatalf("rcvbuf %d, want at least %d", p.c.rcvBufMax, want)
+	if want := 2*space + 14000; p.c.rcv.bufMax < want {
+		t.Fatalf("rcvbuf %d, want at least %d", p.c.rcv.bufMax, want)
 	}
 	e := p.h.expect().ACK().Ack(p.seq(1000))
 	if w := int(e.seg.Window()) << 7; w < 2*space+14000-1000-128 {
-		t.Fatalf("window %d after the buffer grew to %d", w, p.c.rcvBufMax)
+		t.Fatalf("window %d after the buffer grew to %d", w, p.c.rcv.bufMax)
 	}
 
 	locked := newRcvPeerWith(t, ws, func(s *Sysctls) { s.RmemDefault.Store(16384) })
 	locked.c.SetReadBuffer(8192)
 	locked.send(0, 1000)
 	locked.send(10000, 1000)
-	if locked.c.rcvBufMax != 16384 {
-		t.Fatalf("locked rcvbuf became %d", locked.c.rcvBufMax)
+	if locked.c.rcv.bufMax != 16384 {
+		t.Fatalf("locked rcvbuf became %d", locked.c.rcv.bufMax)
 	}
 }
 
@@ -48,9 +48,9 @@ func TestRcvRTTFromTimestamps(t *testing.T) {
 		e := p.h.expect()
 		p.h.after(d)
 		p.tsecr = e.opts.TSVal
-		p.c.quickAcks = 16
+		p.c.rcv.quickAcks = 16
 	}
-	p.c.quickAcks = 16
+	p.c.rcv.quickAcks = 16
 	echo(7*time.Millisecond, 0)
 	p.send(1000, 1000) // echoes the ACK sent 7 ms ago
 	p.h.drain()
@@ -106,7 +106,7 @@ func TestRcvRTTPerWindow(t *testing.T) {
 func TestRcvSpaceAdjust(t *testing.T) {
 	p := newRcvPeerWith(t, &wire.TCPOptions{MSS: 1460, HasMSS: true, WScale: 7, SACKPermitted: true},
 		func(s *Sysctls) { s.RmemDefault.Store(65536) })
-	p.c.ofo.rtt.rtt8 = 10000 << 3 // 10 ms
+	p.c.rcv.ofo.rtt.rtt8 = 10000 << 3 // 10 ms
 	buf := make([]byte, 1<<16)
 	off := 0
 	for i := 0; i < 40; i++ { // 58 KB read within one RTT
@@ -118,10 +118,10 @@ func TestRcvSpaceAdjust(t *testing.T) {
 	p.h.after(10 * time.Millisecond)
 	p.send(off, 1460)
 	p.c.Read(buf)
-	if copied := 41 * 1460; p.c.rcvBufMax < 2*copied {
-		t.Fatalf("rcvbuf %d after reading %d in an RTT", p.c.rcvBufMax, copied)
+	if copied := 41 * 1460; p.c.rcv.bufMax < 2*copied {
+		t.Fatalf("rcvbuf %d after reading %d in an RTT", p.c.rcv.bufMax, copied)
 	}
-	if p.c.rcvSpace.space != 41*1460 {
-		t.Fatalf("space %d", p.c.rcvSpace.space)
+	if p.c.rcv.space.space != 41*1460 {
+		t.Fatalf("space %d", p.c.rcv.space.space)
 	}
 }

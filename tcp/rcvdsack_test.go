@@ -13,7 +13,7 @@ import (
 // SACK blocks follow it (§4.1.2). The D-SACK goes out once.
 func TestDSACKBelowRcvNxt(t *testing.T) {
 	p := newRcvPeer(t, false, nil)
-	p.c.quickAcks = 0
+	p.c.rcv.quickAcks = 0
 	p.send(0, 500)
 	p.h.expectNone() // delayed
 	p.send(0, 500)
@@ -70,7 +70,7 @@ func TestDSACKInsideOutOfOrder(t *testing.T) {
 	if got := p.counter("TcpExtTCPOFOMerge"); got != 4 {
 		t.Fatalf("TCPOFOMerge %d, want 4", got)
 	}
-	if n := p.c.ofo.q.tree.n; n != 1 {
+	if n := p.c.rcv.ofo.q.tree.n; n != 1 {
 		t.Fatalf("%d ranges held, want 1", n)
 	}
 }

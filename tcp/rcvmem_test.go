@@ -15,10 +15,10 @@ import (
 func TestOFOFloodBounded(t *testing.T) {
 	p := newRcvPeerWith(t, &wire.TCPOptions{MSS: 1460, HasMSS: true, WScale: 7, SACKPermitted: true},
 		func(s *Sysctls) { s.ModerateRcvbuf.Store(0) })
-	p.c.srtt = 0 // ACK each accepted segment at once, to count them
+	p.c.rtt.srtt = 0 // ACK each accepted segment at once, to count them
 	p.send(0, 1)
 	p.h.expect().ACK() // opens the whole window (the SYN-ACK's is unscaled)
-	window := p.c.rcvEdge.diff(p.c.rcvNxt)
+	window := p.c.rcv.edge.diff(p.c.rcv.nxt)
 	if window < 100000 {
 		t.Fatalf("window %d", window)
 	}
@@ -29,7 +29,7 @@ func TestOFOFloodBounded(t *testing.T) {
 	}
 	acks := p.h.pending()
 	p.h.drain()
-	q := p.c.ofo.q
+	q := p.c.rcv.ofo.q
 	maxRanges := p.c.rmemLimit()/(1+ofoRangeTruesize) + 1
 	if q.tree.n > maxRanges || q.tree.n < maxRanges*9/10 {
 		t.Fatalf("%d ranges held, want about %d", q.tree.n, maxRanges)
@@ -59,7 +59,7 @@ func TestOFOFloodBounded(t *testing.T) {
 	p.send(1, 1)
 	p.h.expect().ACK().Ack(p.seq(3)).SACK()
 	if p.counter("TcpExtOfoPruned") != 1 || !p.c.hasOOO() || p.c.rmemAlloc() > p.c.rmemLimit() {
-		t.Fatalf("OfoPruned %d, %d ranges left, rmem %d", p.counter("TcpExtOfoPruned"), p.c.ofo.q.tree.n, p.c.rmemAlloc())
+		t.Fatalf("OfoPruned %d, %d ranges left, rmem %d", p.counter("TcpExtOfoPruned"), p.c.rcv.ofo.q.tree.n, p.c.rmemAlloc())
 	}
 	t.Logf("%d segments sent, %d kept, %d ACKs", sent, q.tree.n, acks)
 }
@@ -71,7 +71,7 @@ func TestOFOFloodBounded(t *testing.T) {
 // (OfoPruned, PruneCalled).
 func TestOFOPruneFromTop(t *testing.T) {
 	p := newRcvPeer(t, false, func(s *Sysctls) { s.RmemDefault.Store(16384); s.ModerateRcvbuf.Store(0) })
-	p.c.srtt = 0
+	p.c.rtt.srtt = 0
 	off := 1001
 	for p.c.rmemAlloc() <= p.c.rmemLimit() {
 		p.send(off, 1)
@@ -79,20 +79,20 @@ func TestOFOPruneFromTop(t *testing.T) {
 	}
 	top := off - 2
 	p.h.drain()
-	before := p.c.ofo.q.tree.n
+	before := p.c.rcv.ofo.q.tree.n
 	p.send(500, 10)
 	e := p.h.expect().ACK().Ack(p.seq(0))
 	if e.opts.NumSACK != 1 || e.opts.SACK[0] != p.blk(500, 510) {
 		t.Fatalf("SACK blocks %+v after the prune, want only the new segment's", e.opts.SACK[:e.opts.NumSACK])
 	}
-	q := p.c.ofo.q
+	q := p.c.rcv.ofo.q
 	last, _ := q.tree.lastRange()
 	first, _ := q.tree.first()
 	if !last.end.lt(seqnum(p.seq(top))) || first != (seqRange{seqnum(p.seq(500)), seqnum(p.seq(510))}) {
 		t.Fatalf("after the prune: first %v last %v (top was %d)", first, last, p.seq(top))
 	}
 	dropped := before + 1 - q.tree.n
-	if dropped*(1+ofoRangeTruesize) < p.c.rcvBufMax>>3 {
+	if dropped*(1+ofoRangeTruesize) < p.c.rcv.bufMax>>3 {
 		t.Fatalf("pruned %d ranges, less than rcvbuf/8", dropped)
 	}
 	if p.counter("TcpExtOfoPruned") != 1 || p.counter("TcpExtPruneCalled") != 1 || p.counter("TcpExtTCPOFODrop") != 0 {
@@ -135,12 +135,12 @@ func TestOFOFloodAutotuned(t *testing.T) {
 	const rmemMax = 1 << 20
 	p := newRcvPeerWith(t, &wire.TCPOptions{MSS: 1460, HasMSS: true, WScale: 7, SACKPermitted: true},
 		func(s *Sysctls) { s.RmemMax.Store(rmemMax) })
-	p.c.srtt = 0
+	p.c.rtt.srtt = 0
 	p.send(0, 1)
 	p.h.drain()
 	off := 1000
 	for round := 0; round < 100; round++ {
-		edge := p.c.rcvEdge.diff(seqnum(p.irs))
+		edge := p.c.rcv.edge.diff(seqnum(p.irs))
 		if off >= edge {
 			break
 		}
@@ -149,13 +149,13 @@ func TestOFOFloodAutotuned(t *testing.T) {
 		}
 		p.h.drain()
 	}
-	if p.c.rcvBufMax != rmemMax {
-		t.Fatalf("rcvbuf %d, want tcp_rmem[2] %d", p.c.rcvBufMax, rmemMax)
+	if p.c.rcv.bufMax != rmemMax {
+		t.Fatalf("rcvbuf %d, want tcp_rmem[2] %d", p.c.rcv.bufMax, rmemMax)
 	}
-	if w := p.c.rcvEdge.diff(p.c.rcvNxt); w > rmemMax {
+	if w := p.c.rcv.edge.diff(p.c.rcv.nxt); w > rmemMax {
 		t.Fatalf("window %d past tcp_rmem[2]", w)
 	}
-	if p.c.rmemAlloc() > p.c.rmemLimit() || p.c.rcv.cap() > 2*rmemMax {
-		t.Fatalf("rmem %d (bound %d), ring %d", p.c.rmemAlloc(), p.c.rmemLimit(), p.c.rcv.cap())
+	if p.c.rmemAlloc() > p.c.rmemLimit() || p.c.rcv.buf.cap() > 2*rmemMax {
+		t.Fatalf("rmem %d (bound %d), ring %d", p.c.rmemAlloc(), p.c.rmemLimit(), p.c.rcv.buf.cap())
 	}
 }

@@ -16,7 +16,7 @@ type rcvRTTEst struct {
 
 // rcvRTT is the receiver's RTT estimate, 0 when there is none.
 func (c *Conn) rcvRTT() time.Duration {
-	return time.Duration(c.ofo.rtt.rtt8>>3) * time.Microsecond
+	return time.Duration(c.rcv.ofo.rtt.rtt8>>3) * time.Microsecond
 }
 
 // rcvRTTMeasureTS takes an RTT sample from the TSecr of a data segment of
@@ -24,12 +24,12 @@ func (c *Conn) rcvRTT() time.Duration {
 // The timestamp clock ticks in milliseconds; a zero sample says only that
 // the RTT is below one tick and is not used.
 func (c *Conn) rcvRTTMeasureTS(sg *segment, n int) {
-	e := &c.ofo.rtt
+	e := &c.rcv.ofo.rtt
 	if !c.tsOn || !sg.opts.HasTS || sg.opts.TSEcr == 0 || sg.opts.TSEcr == e.lastTsecr {
 		return
 	}
 	e.lastTsecr = sg.opts.TSEcr
-	if n < c.rcvMss {
+	if n < c.rcv.mss {
 		return
 	}
 	delta := int32(c.s.tsNow() + c.tsOff - sg.opts.TSEcr)
@@ -43,8 +43,8 @@ func (c *Conn) rcvRTTMeasureTS(sg *segment, n int) {
 // started, a window's worth has arrived in about one RTT (more when the
 // sender is not window-limited, so only a smaller sample is taken).
 func (c *Conn) rcvRTTMeasure() {
-	e := &c.ofo.rtt
-	if e.at != 0 && c.rcvNxt.lt(e.seq) {
+	e := &c.rcv.ofo.rtt
+	if e.at != 0 && c.rcv.nxt.lt(e.seq) {
 		return
 	}
 	now := c.s.clock.Now().Sub(c.s.epoch)
@@ -52,7 +52,7 @@ func (c *Conn) rcvRTTMeasure() {
 		us := max((now-e.at)/time.Microsecond, 1)
 		c.rcvRTTUpdate(uint32(min(us, 1<<28)), true)
 	}
-	e.seq = c.rcvNxt.add(c.rcvEdge.diff(c.rcvWup))
+	e.seq = c.rcv.nxt.add(c.rcv.edge.diff(c.rcv.wup))
 	e.at = max(now, 1)
 }
 
@@ -62,7 +62,7 @@ func (c *Conn) rcvRTTMeasure() {
 // ignored when it came from a window, which the sender may not have
 // filled.
 func (c *Conn) rcvRTTUpdate(us uint32, winDep bool) {
-	e := &c.ofo.rtt
+	e := &c.rcv.ofo.rtt
 	m := us << 3
 	switch {
 	case e.rtt8 == 0 || m < e.rtt8:

@@ -22,20 +22,20 @@ const (
 )
 
 func (c *Conn) setCA(st caState) {
-	if c.ca != st {
-		c.ca = st
-		c.cc.SetState(c.ccSender(), congestion.State(st))
+	if c.rec.ca != st {
+		c.rec.ca = st
+		c.rec.cc.SetState(c.ccSender(), congestion.State(st))
 	}
 }
 
 // inCwndReduction is tcp_in_cwnd_reduction: PRR is pacing the window.
-func (c *Conn) inCwndReduction() bool { return c.ca == caCWR || c.ca == caRecovery }
+func (c *Conn) inCwndReduction() bool { return c.rec.ca == caCWR || c.rec.ca == caRecovery }
 
 // fastRetransAlert is tcp_fastretrans_alert, run for every "dubious" ACK
 // (one that is a duplicate, carries SACK or D-SACK, or arrives outside the
 // Open state).
 func (c *Conn) fastRetransAlert(sg *segment, priorUna seqnum, numDupack int, st *ackState) rexmitKind {
-	sb := &c.sb
+	sb := &c.rec.sb
 	fastRexmit := false
 	doLost := numDupack > 0 || (st.flag&flagDataSacked != 0 && c.forceFastRetransmit())
 	if sb.packetsOut == 0 && sb.sackedOut > 0 {
@@ -45,12 +45,12 @@ func (c *Conn) fastRetransAlert(sg *segment, priorUna seqnum, numDupack int, st 
 		return rexmitNone
 	}
 	// Exit conditions: the window of data recovery started with is acked.
-	if c.ca == caOpen {
+	if c.rec.ca == caOpen {
 		c.clearRetransStamp()
-	} else if c.sndUna.geq(c.highSeq) {
-		switch c.ca {
+	} else if c.snd.una.geq(c.rec.highSeq) {
+		switch c.rec.ca {
 		case caCWR:
-			if c.sndUna != c.highSeq {
+			if c.snd.una != c.rec.highSeq {
 				c.endCwndReduction()
 				c.setCA(caOpen)
 			}
@@ -64,7 +64,7 @@ func (c *Conn) fastRetransAlert(sg *segment, priorUna seqnum, numDupack int, st 
 			c.endCwndReduction()
 		}
 	}
-	switch c.ca {
+	switch c.rec.ca {
 	case caRecovery:
 		if st.flag&flagSndUnaAdvanced == 0 {
 			if !c.sackOn {
@@ -77,7 +77,7 @@ func (c *Conn) fastRetransAlert(sg *segment, priorUna seqnum, numDupack int, st 
 			c.tryToOpen()
 		}
 		c.identifyPacketLoss(st)
-		if c.ca != caRecovery {
+		if c.rec.ca != caRecovery {
 			if !c.timeToRecover() {
 				return rexmitNone
 			}
@@ -90,7 +90,7 @@ func (c *Conn) fastRetransAlert(sg *segment, priorUna seqnum, numDupack int, st 
 	case caLoss:
 		rexmit := c.processLoss(sg, st.flag, numDupack)
 		c.identifyPacketLoss(st)
-		if c.ca != caOpen && st.flag&flagLostRetrans == 0 {
+		if c.rec.ca != caOpen && st.flag&flagLostRetrans == 0 {
 			return rexmit
 		}
 		// Undone, or a retransmission was lost: the state may change.
@@ -116,11 +116,11 @@ func (c *Conn) fastRetransAlert(sg *segment, priorUna seqnum, numDupack int, st 
 func (c *Conn) defaultAlert(numDupack int, st *ackState) bool {
 	if !c.sackOn {
 		if st.flag&flagSndUnaAdvanced != 0 {
-			c.sb.sackedOut = 0
+			c.rec.sb.sackedOut = 0
 		}
 		c.addRenoSack(numDupack)
 	}
-	if c.ca <= caDisorder {
+	if c.rec.ca <= caDisorder {
 		c.tryUndoDsack()
 	}
 	c.identifyPacketLoss(st)
@@ -139,7 +139,7 @@ func (c *Conn) checkSackReneging(st *ackState) bool {
 	if st.flag&flagSackReneging == 0 || st.flag&flagSndUnaAdvanced == 0 {
 		return false
 	}
-	delay := max(c.srtt/2, 10*time.Millisecond)
+	delay := max(c.rtt.srtt/2, 10*time.Millisecond)
 	c.resetXmitTimer(timerRTO, delay)
 	st.flag &^= flagSetXmitTimer
 	return true
@@ -148,7 +148,7 @@ func (c *Conn) checkSackReneging(st *ackState) bool {
 // identifyPacketLoss is tcp_identify_packet_loss: NewReno marks the head
 // without SACK; otherwise RACK decides.
 func (c *Conn) identifyPacketLoss(st *ackState) {
-	if c.sb.n == 0 {
+	if c.rec.sb.n == 0 {
 		return
 	}
 	if !c.sackOn {
@@ -156,11 +156,11 @@ func (c *Conn) identifyPacketLoss(st *ackState) {
 		return
 	}
 	if c.rackOn() {
-		priorRetrans := c.sb.retransOut
+		priorRetrans := c.rec.sb.retransOut
 		if c.rackMarkLost(st.now) {
 			st.flag &^= flagSetXmitTimer
 		}
-		if priorRetrans > c.sb.retransOut {
+		if priorRetrans > c.rec.sb.retransOut {
 			st.flag |= flagLostRetrans
 		}
 	}
@@ -169,24 +169,24 @@ func (c *Conn) identifyPacketLoss(st *ackState) {
 // timeToRecover is tcp_time_to_recover: a loss is proven, or (without
 // RACK) more than tp->reordering segments were SACKed or duplicate-ACKed.
 func (c *Conn) timeToRecover() bool {
-	if c.sb.lostOut > 0 {
+	if c.rec.sb.lostOut > 0 {
 		return true
 	}
-	return !c.rackOn() && c.sb.sackedOut+1 > c.reordering
+	return !c.rackOn() && c.rec.sb.sackedOut+1 > c.rec.reordering
 }
 
 // forceFastRetransmit is tcp_force_fast_retransmit: SACKs reach more than
 // tp->reordering segments beyond snd_una.
 func (c *Conn) forceFastRetransmit() bool {
-	return c.sb.sackedOut > 0 && c.sb.fack.gt(c.sndUna.add(c.reordering*c.mss))
+	return c.rec.sb.sackedOut > 0 && c.rec.sb.fack.gt(c.snd.una.add(c.rec.reordering*c.snd.mss))
 }
 
 // newrenoMarkLost is tcp_newreno_mark_lost (RFC 6582): without SACK the
 // head is lost after tp->reordering duplicate ACKs, and again at every
 // partial ACK of recovery.
 func (c *Conn) newrenoMarkLost(unaAdvanced bool) {
-	if (c.ca < caRecovery && c.sb.sackedOut >= c.reordering) || (c.ca == caRecovery && unaAdvanced) {
-		if c.sb.at(0).flags&sbLost == 0 {
+	if (c.rec.ca < caRecovery && c.rec.sb.sackedOut >= c.rec.reordering) || (c.rec.ca == caRecovery && unaAdvanced) {
+		if c.rec.sb.at(0).flags&sbLost == 0 {
 			c.markLost(0)
 		}
 	}
@@ -199,7 +199,7 @@ func (c *Conn) updateScoreboard(fastRexmit bool) {
 	if !c.sackOn {
 		return
 	}
-	if upto := c.sb.sackedOut - c.reordering; upto >= 0 {
+	if upto := c.rec.sb.sackedOut - c.rec.reordering; upto >= 0 {
 		c.markHeadLost(upto, false)
 	} else if fastRexmit {
 		c.markHeadLost(1, true)
@@ -210,7 +210,7 @@ func (c *Conn) updateScoreboard(fastRexmit bool) {
 // segments lost until more than packets SACKed ones have been passed (or
 // only the head, with markHead).
 func (c *Conn) markHeadLost(packets int, markHead bool) {
-	sb := &c.sb
+	sb := &c.rec.sb
 	cnt := 0
 	for i := 0; i < sb.n; i++ {
 		g := sb.at(i)
@@ -238,10 +238,10 @@ func (c *Conn) enterRecovery() {
 	} else {
 		c.s.mib.inc(cTCPRenoRecovery)
 	}
-	c.priorSsthresh = 0
+	c.rec.priorSsthresh = 0
 	c.initUndo()
 	if !c.inCwndReduction() {
-		c.priorSsthresh = c.currentSsthresh()
+		c.rec.priorSsthresh = c.currentSsthresh()
 		c.initCwndReduction()
 	}
 	c.setCA(caRecovery)
@@ -251,9 +251,9 @@ func (c *Conn) enterRecovery() {
 // cwnd is above it (what slow start was heading for).
 func (c *Conn) currentSsthresh() uint32 {
 	if c.inCwndReduction() {
-		return c.cong.Ssthresh
+		return c.rec.cong.Ssthresh
 	}
-	return max(c.cong.Ssthresh, c.cong.Cwnd*3/4)
+	return max(c.rec.cong.Ssthresh, c.rec.cong.Cwnd*3/4)
 }
 
 // tryToOpen is tcp_try_to_open.
@@ -261,7 +261,7 @@ func (c *Conn) tryToOpen() {
 	if !c.anyRetransInFlight() {
 		c.clearRetransStamp()
 	}
-	if c.ca != caCWR {
+	if c.rec.ca != caCWR {
 		c.tryKeepOpen()
 	}
 }
@@ -273,9 +273,9 @@ func (c *Conn) tryKeepOpen() {
 	if c.leftOut() > 0 || c.anyRetransInFlight() {
 		st = caDisorder
 	}
-	if c.ca != st {
+	if c.rec.ca != st {
 		c.setCA(st)
-		c.highSeq = c.sndNxt
+		c.rec.highSeq = c.snd.nxt
 	}
 }
 
@@ -284,32 +284,32 @@ func (c *Conn) tryKeepOpen() {
 // per window, cwnd restarts from what is still in flight plus one, and
 // F-RTO (RFC 5682) will look at the next ACKs to tell a spurious timeout.
 func (c *Conn) enterLoss() {
-	newRecovery := c.ca < caRecovery
+	newRecovery := c.rec.ca < caRecovery
 	c.timeoutMarkLost()
-	if c.ca <= caDisorder || !c.highSeq.gt(c.sndUna) || (c.ca == caLoss && c.retransmits == 0) {
-		c.priorSsthresh = c.currentSsthresh()
-		c.priorCwnd = c.cong.Cwnd
-		c.cong.Ssthresh = c.cc.SsThresh(c.ccSender())
-		c.cc.CwndEvent(c.ccSender(), congestion.EventLoss)
+	if c.rec.ca <= caDisorder || !c.rec.highSeq.gt(c.snd.una) || (c.rec.ca == caLoss && c.rtt.retransmits == 0) {
+		c.rec.priorSsthresh = c.currentSsthresh()
+		c.rec.priorCwnd = c.rec.cong.Cwnd
+		c.rec.cong.Ssthresh = c.rec.cc.SsThresh(c.ccSender())
+		c.rec.cc.CwndEvent(c.ccSender(), congestion.EventLoss)
 		c.initUndo()
 	}
-	c.cong.Cwnd = uint32(c.inFlight() + 1)
-	c.cong.CwndCnt = 0
+	c.rec.cong.Cwnd = uint32(c.inFlight() + 1)
+	c.rec.cong.CwndCnt = 0
 	// An RTO in Disorder after many dupacks: reordering was overestimated.
-	if reo := int(c.s.sys.Reordering.Load()); c.ca <= caDisorder && c.sb.sackedOut >= reo {
-		c.reordering = min(c.reordering, reo)
+	if reo := int(c.s.sys.Reordering.Load()); c.rec.ca <= caDisorder && c.rec.sb.sackedOut >= reo {
+		c.rec.reordering = min(c.rec.reordering, reo)
 	}
 	c.setCA(caLoss)
-	c.highSeq = c.sndNxt
-	c.tlpOut = false
-	c.frto = c.s.sys.Frto.Load() != 0 && (newRecovery || c.retransmits > 0)
+	c.rec.highSeq = c.snd.nxt
+	c.rec.tlpOut = false
+	c.rec.frto = c.s.sys.Frto.Load() != 0 && (newRecovery || c.rtt.retransmits > 0)
 }
 
 // timeoutMarkLost is tcp_timeout_mark_lost: a SACKed head means the peer
 // reneged, so SACK marks are dropped; the head and every segment whose
 // RACK timeout has passed are lost.
 func (c *Conn) timeoutMarkLost() {
-	sb := &c.sb
+	sb := &c.rec.sb
 	if sb.n == 0 {
 		return
 	}
@@ -317,7 +317,7 @@ func (c *Conn) timeoutMarkLost() {
 	if reneg {
 		c.s.mib.inc(cTCPSACKReneging)
 		sb.sackedOut = 0
-		c.isSackReneg = true
+		c.rec.isSackReneg = true
 	} else if !c.sackOn {
 		sb.sackedOut = 0
 	}
@@ -326,7 +326,7 @@ func (c *Conn) timeoutMarkLost() {
 		g := sb.at(i)
 		if reneg {
 			g.flags &^= sbSacked
-		} else if i > 0 && c.rack.rtt-time.Duration(now-g.sent) > 0 {
+		} else if i > 0 && c.rec.rack.rtt-time.Duration(now-g.sent) > 0 {
 			continue // sent too recently to call lost yet
 		}
 		c.markLost(i)
@@ -337,27 +337,27 @@ func (c *Conn) timeoutMarkLost() {
 // processLoss is tcp_process_loss: recovery after an RTO, with F-RTO
 // (RFC 5682 §3.1, the SACK-enhanced version, net.ipv4.tcp_frto=2).
 func (c *Conn) processLoss(sg *segment, flag, numDupack int) rexmitKind {
-	recovered := c.sndUna.geq(c.highSeq)
+	recovered := c.snd.una.geq(c.rec.highSeq)
 	if flag&flagSndUnaAdvanced != 0 && c.tryUndoLoss(sg, false) {
 		return rexmitNone
 	}
-	if c.frto {
+	if c.rec.frto {
 		// Step 3.b: the timeout was spurious if never-retransmitted
 		// data is (s)acked.
 		if flag&flagOrigSackAcked != 0 && c.tryUndoLoss(sg, true) {
 			return rexmitNone
 		}
-		if c.sndNxt.gt(c.highSeq) {
+		if c.snd.nxt.gt(c.rec.highSeq) {
 			if flag&flagDataSacked != 0 || numDupack > 0 {
-				c.frto = false // step 3.a: the loss was real
+				c.rec.frto = false // step 3.a: the loss was real
 			}
 		} else if flag&flagSndUnaAdvanced != 0 && !recovered {
-			c.highSeq = c.sndNxt
+			c.rec.highSeq = c.snd.nxt
 			// Step 2.b: send new data, then judge by the next ACK.
-			if c.hasUnsentData() && c.sndUna.add(c.sndWnd).gt(c.sndNxt) {
+			if c.hasUnsentData() && c.snd.una.add(c.snd.wnd).gt(c.snd.nxt) {
 				return rexmitNew
 			}
-			c.frto = false
+			c.rec.frto = false
 		}
 	}
 	if recovered {
@@ -368,10 +368,10 @@ func (c *Conn) processLoss(sg *segment, flag, numDupack int) rexmitKind {
 	if !c.sackOn {
 		// A NewReno duplicate ACK means F-RTO's new data arrived: clock
 		// out the retransmissions.
-		if c.sndNxt.gt(c.highSeq) && numDupack > 0 {
+		if c.snd.nxt.gt(c.rec.highSeq) && numDupack > 0 {
 			c.addRenoSack(numDupack)
 		} else if flag&flagSndUnaAdvanced != 0 {
-			c.sb.sackedOut = 0
+			c.rec.sb.sackedOut = 0
 		}
 	}
 	return rexmitLost
@@ -380,7 +380,7 @@ func (c *Conn) processLoss(sg *segment, flag, numDupack int) rexmitKind {
 // hasUnsentData reports whether data (or a FIN) waits to be sent for the
 // first time (!tcp_write_queue_empty).
 func (c *Conn) hasUnsentData() bool {
-	return c.dataEnd().gt(c.sndNxt) || (c.finQueued && !c.finSent)
+	return c.dataEnd().gt(c.snd.nxt) || (c.snd.finQueued && !c.snd.finSent)
 }
 
 // xmitRecovery is tcp_xmit_recovery: what the ACK's recovery decision
@@ -391,10 +391,10 @@ func (c *Conn) xmitRecovery(out *outBatch, rexmit rexmitKind) {
 	}
 	if rexmit == rexmitNew {
 		c.xmitNew(out, true)
-		if c.sndNxt.gt(c.highSeq) {
+		if c.snd.nxt.gt(c.rec.highSeq) {
 			return
 		}
-		c.frto = false
+		c.rec.frto = false
 	}
 	c.xmitRetransmitQueue(out)
 }
@@ -402,7 +402,7 @@ func (c *Conn) xmitRecovery(out *outBatch, rexmit rexmitKind) {
 // xmitRetransmitQueue is tcp_xmit_retransmit_queue: retransmit the lost
 // segments in sequence order while the congestion window has room.
 func (c *Conn) xmitRetransmitQueue(out *outBatch) {
-	sb := &c.sb
+	sb := &c.rec.sb
 	if sb.packetsOut == 0 || !c.canSendData() {
 		return
 	}
@@ -412,7 +412,7 @@ func (c *Conn) xmitRetransmitQueue(out *outBatch) {
 		if !hole {
 			sb.rtxHint = i
 		}
-		if int(c.cong.Cwnd)-c.inFlight() <= 0 {
+		if int(c.rec.cong.Cwnd)-c.inFlight() <= 0 {
 			break
 		}
 		if sb.retransOut >= sb.lostOut {
@@ -431,13 +431,13 @@ func (c *Conn) xmitRetransmitQueue(out *outBatch) {
 		if !c.retransmitRecord(out, i) {
 			break
 		}
-		if c.ca != caLoss {
+		if c.rec.ca != caLoss {
 			c.s.mib.inc(cTCPFastRetrans)
 		} else {
 			c.s.mib.inc(cTCPSlowStartRetrans)
 		}
 		if c.inCwndReduction() {
-			c.prrOut++
+			c.rec.prrOut++
 		}
 		if i == 0 && c.reoAt.IsZero() {
 			rearm = true
@@ -452,7 +452,7 @@ func (c *Conn) xmitRetransmitQueue(out *outBatch) {
 // segments larger than the new MSS are lost, and resent smaller without
 // treating it as congestion.
 func (c *Conn) simpleRetransmit(out *outBatch) {
-	sb := &c.sb
+	sb := &c.rec.sb
 	mss := c.sendMSS()
 	for i := 0; i < sb.n; i++ {
 		if g := sb.at(i); g.len() > mss && g.flags&(sbLost|sbSacked) == 0 {
@@ -465,11 +465,11 @@ func (c *Conn) simpleRetransmit(out *outBatch) {
 	if !c.sackOn {
 		c.limitRenoSacked()
 	}
-	if c.ca != caLoss {
-		c.highSeq = c.sndNxt
-		c.cong.Ssthresh = c.currentSsthresh()
-		c.priorSsthresh = 0
-		c.undoMarkerOK = false
+	if c.rec.ca != caLoss {
+		c.rec.highSeq = c.snd.nxt
+		c.rec.cong.Ssthresh = c.currentSsthresh()
+		c.rec.priorSsthresh = 0
+		c.rec.undoMarkerOK = false
 		c.setCA(caLoss)
 	}
 	c.xmitRetransmitQueue(out)
@@ -478,12 +478,12 @@ func (c *Conn) simpleRetransmit(out *outBatch) {
 // updateSndBuf grows the send buffer with the congestion window (Linux
 // tcp_sndbuf_expand: room for two windows of segments), within tcp_wmem.
 func (c *Conn) updateSndBuf() {
-	if c.sndBufLocked {
+	if c.snd.bufLocked {
 		return
 	}
-	want := 2 * int(max(c.cong.Cwnd, initCwnd)) * c.mss * 2
+	want := 2 * int(max(c.rec.cong.Cwnd, initCwnd)) * c.snd.mss * 2
 	want = min(want, int(c.s.sys.WmemMax.Load()))
-	if want > c.sndBufMax {
-		c.sndBufMax = want
+	if want > c.snd.bufMax {
+		c.snd.bufMax = want
 	}
 }

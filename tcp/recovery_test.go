@@ -77,7 +77,7 @@ func newRPeer(t *testing.T, ts bool, cwnd int, mod func(*Sysctls)) *rpeer {
 	}
 	p := &rpeer{t: t, h: h, c: c, irs: irs + 1, base: iss + 1, ts: ts, tsval: 200, sent: map[int]*sentInfo{}}
 	c.mu.Lock()
-	p.mss = c.mss
+	p.mss = c.snd.mss
 	c.mu.Unlock()
 	// Grow the window: rounds of clean, fully acknowledged flights.
 	for k := 1; p.cwnd() < cwnd; {
@@ -89,7 +89,7 @@ func newRPeer(t *testing.T, ts bool, cwnd int, mod func(*Sysctls)) *rpeer {
 	}
 	h.drain()
 	c.mu.Lock()
-	p.base = uint32(c.sndNxt) // the scripts count segments from here
+	p.base = uint32(c.snd.nxt) // the scripts count segments from here
 	c.mu.Unlock()
 	p.log, p.sent, p.acked = nil, map[int]*sentInfo{}, 1
 	return p
@@ -103,7 +103,7 @@ func (p *rpeer) idx(seq uint32) int { return int(seq-p.base)/p.mss + 1 }
 func (p *rpeer) cwnd() int {
 	p.c.mu.Lock()
 	defer p.c.mu.Unlock()
-	return int(p.c.cong.Cwnd)
+	return int(p.c.rec.cong.Cwnd)
 }
 
 // collect takes every segment the stack sent since the last call and
@@ -173,7 +173,7 @@ func (p *rpeer) ackEcho(echo uint32, next int, blocks ...[2]int) {
 func (p *rpeer) state() (ca caState, cwnd, ssthresh uint32, sb scoreboard) {
 	p.c.mu.Lock()
 	defer p.c.mu.Unlock()
-	return p.c.ca, p.c.cong.Cwnd, p.c.cong.Ssthresh, p.c.sb
+	return p.c.rec.ca, p.c.rec.cong.Cwnd, p.c.rec.cong.Ssthresh, p.c.rec.sb
 }
 
 func (p *rpeer) counter(name string) uint64 { return p.h.s.Counter(name) }
@@ -191,7 +191,7 @@ func checkScoreboard(t *testing.T, c *Conn) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	sb := &c.sb
+	sb := &c.rec.sb
 	var sacked, lost, retrans int
 	for i := 0; i < sb.n; i++ {
 		g := sb.at(i)
@@ -215,11 +215,11 @@ func checkScoreboard(t *testing.T, c *Conn) {
 		t.Fatalf("scoreboard counts: packets %d/%d sacked %d/%d lost %d/%d retrans %d/%d (counted/records)",
 			sb.packetsOut, sb.n, sb.sackedOut, sacked, sb.lostOut, lost, sb.retransOut, retrans)
 	}
-	if sb.n > 0 && (sb.at(0).seq != c.sndUna || sb.last().end != c.sndNxt) {
-		t.Fatalf("records span [%d, %d), snd_una %d snd_nxt %d", sb.at(0).seq, sb.last().end, c.sndUna, c.sndNxt)
+	if sb.n > 0 && (sb.at(0).seq != c.snd.una || sb.last().end != c.snd.nxt) {
+		t.Fatalf("records span [%d, %d), snd_una %d snd_nxt %d", sb.at(0).seq, sb.last().end, c.snd.una, c.snd.nxt)
 	}
-	if sb.n == 0 && c.sndUna != c.sndNxt && c.state.synchronized() && c.state != StateTimeWait {
-		t.Fatalf("no records for [%d, %d)", c.sndUna, c.sndNxt)
+	if sb.n == 0 && c.snd.una != c.snd.nxt && c.state.synchronized() && c.state != StateTimeWait {
+		t.Fatalf("no records for [%d, %d)", c.snd.una, c.snd.nxt)
 	}
 	if sb.packetsOut-(sb.sackedOut+sb.lostOut)+sb.retransOut < 0 {
 		t.Fatalf("negative in flight: %+v", *sb)
@@ -314,7 +314,7 @@ func TestPRRFollowsRFC6937Example(t *testing.T) {
 		p.checkScoreboard()
 	}
 	p.c.mu.Lock()
-	inFlight, ssthresh, prior := p.c.inFlight(), p.c.cong.Ssthresh, p.c.priorCwnd
+	inFlight, ssthresh, prior := p.c.inFlight(), p.c.rec.cong.Ssthresh, p.c.rec.priorCwnd
 	p.c.mu.Unlock()
 	if ssthresh != 10 || prior != 20 {
 		t.Fatalf("ssthresh %d prior cwnd %d, want 10 and 20", ssthresh, prior)
@@ -366,7 +366,7 @@ func TestSeveralLossesOneReduction(t *testing.T) {
 	p.collect()
 	_, _, ssthresh, _ := p.state()
 	p.c.mu.Lock()
-	prior := p.c.priorCwnd
+	prior := p.c.rec.priorCwnd
 	p.c.mu.Unlock()
 	if want := prior * 717 / 1024; ssthresh != want || prior < uint32(cwnd0) {
 		t.Fatalf("ssthresh %d, want %d (0.7 of the cwnd %d at the first loss, once)", ssthresh, want, prior)
@@ -593,9 +593,9 @@ func TestRACKReorderingWindowGrowsOnDSACK(t *testing.T) {
 	p.h.after(peerRTT)
 	p.ack(11, [2]int{1, 1})
 	p.c.mu.Lock()
-	steps, persist := p.c.rack.reoWndSteps, p.c.rack.reoWndPersist
+	steps, persist := p.c.rec.rack.reoWndSteps, p.c.rec.rack.reoWndPersist
 	wnd := p.c.rackReoWnd()
-	minRTT := p.c.minRTT
+	minRTT := p.c.rtt.minRTT
 	p.c.mu.Unlock()
 	if steps != 2 || persist == 0 {
 		t.Fatalf("reo_wnd_steps %d persist %d after a D-SACK, want 2 and > 0", steps, persist)
@@ -659,7 +659,7 @@ func TestTailLossProbeNeedless(t *testing.T) {
 	p.h.after(peerRTT)
 	p.ack(4, [2]int{3, 3})
 	p.c.mu.Lock()
-	tlpOut := p.c.tlpOut
+	tlpOut := p.c.rec.tlpOut
 	p.c.mu.Unlock()
 	_, cwnd, _, _ := p.state()
 	if tlpOut || cwnd < cwnd0 || p.counter("TcpExtTCPLossProbeRecovery") != 0 {

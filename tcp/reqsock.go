@@ -312,25 +312,25 @@ func (l *Listener) synRecvSock(r *reqSock, sg *segment, mtu int) *Conn {
 		return nil
 	}
 	c := s.newConn(r.key, mtu)
-	c.iss, c.irs = r.iss, r.irs
-	c.sndUna, c.sndNxt, c.sndBufSeq = r.iss+1, r.iss+1, r.iss+1
-	c.rcvNxt = r.irs + 1
-	c.rcvWup = c.rcvNxt
-	c.rcvEdge = c.rcvNxt.add(int(r.rcvWnd))
+	c.snd.iss, c.rcv.irs = r.iss, r.irs
+	c.snd.una, c.snd.nxt, c.snd.bufSeq = r.iss+1, r.iss+1, r.iss+1
+	c.rcv.nxt = r.irs + 1
+	c.rcv.wup = c.rcv.nxt
+	c.rcv.edge = c.rcv.nxt.add(int(r.rcvWnd))
 	c.tsOn, c.sackOn = r.ts, r.sack
 	c.wsOn = r.sndWscale >= 0
 	if c.wsOn {
-		c.sndWscale, c.rcvWscale = uint8(r.sndWscale), r.rcvWscale
+		c.snd.wscale, c.rcv.wscale = uint8(r.sndWscale), r.rcvWscale
 	} else {
-		c.sndWscale, c.rcvWscale = 0, 0
+		c.snd.wscale, c.rcv.wscale = 0, 0
 	}
 	c.tsOff, c.tsRecent, c.tsRecentStamp = r.tsOff, r.tsRecent, s.stampNow()
-	c.peerMSS = int(r.peerMSS)
-	c.advMSS = int(r.advMSS)
+	c.snd.peerMSS = int(r.peerMSS)
+	c.rcv.advMSS = int(r.advMSS)
 	c.setMSS()
-	c.sndWnd = int(sg.wnd) << c.sndWscale
-	c.maxSndWnd = c.sndWnd
-	c.sndWl1, c.sndWl2 = sg.seq, sg.ack
+	c.snd.wnd = int(sg.wnd) << c.snd.wscale
+	c.snd.maxWnd = c.snd.wnd
+	c.snd.wl1, c.snd.wl2 = sg.seq, sg.ack
 	if r.numTimeout == 0 && !r.sentAt.IsZero() {
 		c.rttSample(s.clock.Now().Sub(r.sentAt)) // tcp_synack_rtt_meas
 	}

@@ -38,7 +38,7 @@ func TestRetransmitTimeoutTiming(t *testing.T) {
 	}
 	h.inject(seg{src: 80, dst: lport, seq: irs, ack: iss + 5, flags: fA})
 	c.mu.Lock()
-	una, backoff, rtoAt, retransmits := c.sndUna, c.backoff, c.rtoAt, c.retransmits
+	una, backoff, rtoAt, retransmits := c.snd.una, c.rtt.backoff, c.rtoAt, c.rtt.retransmits
 	c.mu.Unlock()
 	if una != seqnum(iss+5) || !rtoAt.IsZero() || retransmits != 0 || backoff == 0 {
 		t.Fatalf("after the ACK: snd_una %d RTO armed %v retransmits %d backoff %d; want the RTO off, retransmits 0, the backoff kept",
@@ -49,7 +49,7 @@ func TestRetransmitTimeoutTiming(t *testing.T) {
 	h.after(time.Millisecond)
 	h.inject(seg{src: 80, dst: lport, seq: irs, ack: iss + 10, flags: fA})
 	c.mu.Lock()
-	backoff = c.backoff
+	backoff = c.rtt.backoff
 	c.mu.Unlock()
 	if backoff != 0 {
 		t.Fatalf("backoff %d after an RTT sample, want 0", backoff)
@@ -93,19 +93,19 @@ func TestFastRetransmitNewReno(t *testing.T) {
 		t.Fatal("the partial ACK's hole was not retransmitted")
 	}
 	c.mu.Lock()
-	end := c.sndNxt
+	end := c.snd.nxt
 	c.mu.Unlock()
 	h.inject(seg{src: 80, dst: lport, seq: irs, ack: uint32(end), flags: fA})
 	// NewReno holds the state until data above high_seq is acknowledged
 	// (RFC 6582 §3.2 step 5; tcp_try_undo_recovery).
-	if c.ca != caRecovery {
-		t.Fatalf("ca state %d at snd_una == high_seq, want Recovery held", c.ca)
+	if c.rec.ca != caRecovery {
+		t.Fatalf("ca state %d at snd_una == high_seq, want Recovery held", c.rec.ca)
 	}
 	c.Write([]byte("more"))
 	h.drain()
 	h.inject(seg{src: 80, dst: lport, seq: irs, ack: uint32(end) + 4, flags: fA})
-	if c.ca != caOpen {
-		t.Fatalf("ca state %d", c.ca)
+	if c.rec.ca != caOpen {
+		t.Fatalf("ca state %d", c.rec.ca)
 	}
 }
 
@@ -142,8 +142,8 @@ func TestSackRecovery(t *testing.T) {
 		t.Fatal("TCPSackRecovery")
 	}
 	h.inject(seg{src: 80, dst: lport, seq: irs, ack: s(8), flags: fA})
-	if c.ca != caOpen || c.sb.sackedOut != 0 || c.sb.packetsOut != 0 {
-		t.Fatalf("ca %d sacked %d packets %d", c.ca, c.sb.sackedOut, c.sb.packetsOut)
+	if c.rec.ca != caOpen || c.rec.sb.sackedOut != 0 || c.rec.sb.packetsOut != 0 {
+		t.Fatalf("ca %d sacked %d packets %d", c.rec.ca, c.rec.sb.sackedOut, c.rec.sb.packetsOut)
 	}
 }
 
@@ -158,7 +158,7 @@ func TestPathMTUReduced(t *testing.T) {
 	h.expect().Seq(iss).Len(1460)
 	h.expect().Seq(iss + 1460).Len(1460)
 	c.mu.Lock()
-	ss0 := c.cong.Ssthresh
+	ss0 := c.rec.cong.Ssthresh
 	c.mu.Unlock()
 	h.s.Control(3, 4, 1000, hLocal, hPeer, quote(lport, 80, iss))
 	// Each 1460-byte segment becomes 960 + 500.
@@ -166,12 +166,12 @@ func TestPathMTUReduced(t *testing.T) {
 	h.expect().Seq(iss + 960).Len(500)
 	h.expect().Seq(iss + 1460).Len(960)
 	h.expect().Seq(iss + 2420).Len(500)
-	if c.mss != 960 || c.cong.Ssthresh != ss0 {
-		t.Fatalf("mss %d ssthresh %d (was %d)", c.mss, c.cong.Ssthresh, ss0)
+	if c.snd.mss != 960 || c.rec.cong.Ssthresh != ss0 {
+		t.Fatalf("mss %d ssthresh %d (was %d)", c.snd.mss, c.rec.cong.Ssthresh, ss0)
 	}
 	// A quote outside the send window is ignored.
 	h.s.Control(3, 4, 600, hLocal, hPeer, quote(lport, 80, iss+100000))
-	if c.mss != 960 {
+	if c.snd.mss != 960 {
 		t.Fatal("out-of-window ICMP accepted")
 	}
 }

@@ -33,41 +33,41 @@ func (c *Conn) rttSample(m time.Duration) {
 // window (an RTT per ACK) do not shrink it.
 func (c *Conn) rttEstimate(m time.Duration) {
 	m = max(m, time.Microsecond)
-	if c.srtt != 0 {
-		e := m - c.srtt
-		c.srtt += e / 8
+	if c.rtt.srtt != 0 {
+		e := m - c.rtt.srtt
+		c.rtt.srtt += e / 8
 		if e < 0 {
-			e = -e - c.mdev/4
+			e = -e - c.rtt.mdev/4
 			if e > 0 {
 				e /= 8
 			}
 		} else {
-			e -= c.mdev / 4
+			e -= c.rtt.mdev / 4
 		}
-		c.mdev += e
-		if c.mdev > c.mdevMax {
-			c.mdevMax = c.mdev
-			if c.mdevMax > c.rttvar {
-				c.rttvar = c.mdevMax
+		c.rtt.mdev += e
+		if c.rtt.mdev > c.rtt.mdevMax {
+			c.rtt.mdevMax = c.rtt.mdev
+			if c.rtt.mdevMax > c.rtt.rttvar {
+				c.rtt.rttvar = c.rtt.mdevMax
 			}
 		}
-		if c.sndUna.gt(c.rttSeq) {
-			if c.mdevMax < c.rttvar {
-				c.rttvar -= (c.rttvar - c.mdevMax) / 4
+		if c.snd.una.gt(c.rtt.seq) {
+			if c.rtt.mdevMax < c.rtt.rttvar {
+				c.rtt.rttvar -= (c.rtt.rttvar - c.rtt.mdevMax) / 4
 			}
-			c.rttSeq = c.sndNxt
-			c.mdevMax = c.minRTO()
+			c.rtt.seq = c.snd.nxt
+			c.rtt.mdevMax = c.minRTO()
 		}
 	} else {
-		c.srtt = m
-		c.mdev = 2 * m
-		c.rttvar = max(c.mdev, c.minRTO())
-		c.mdevMax = c.rttvar
-		c.rttSeq = c.sndNxt
+		c.rtt.srtt = m
+		c.rtt.mdev = 2 * m
+		c.rtt.rttvar = max(c.rtt.mdev, c.minRTO())
+		c.rtt.mdevMax = c.rtt.rttvar
+		c.rtt.seq = c.snd.nxt
 	}
-	c.srtt = max(c.srtt, time.Microsecond)
-	c.cong.SRTT = c.srtt
-	c.rto = min(c.srtt+c.rttvar, maxRTO) // __tcp_set_rto, tcp_bound_rto
+	c.rtt.srtt = max(c.rtt.srtt, time.Microsecond)
+	c.rec.cong.SRTT = c.rtt.srtt
+	c.rtt.rto = min(c.rtt.srtt+c.rtt.rttvar, maxRTO) // __tcp_set_rto, tcp_bound_rto
 }
 
 // updateMinRTT is tcp_update_rtt_min: a windowed minimum over
@@ -80,18 +80,18 @@ func (c *Conn) updateMinRTT(rtt time.Duration, flag int, now stamp) {
 	if flag&flagAckMaybeDelayed != 0 && rtt > c.minRTTOrInf() {
 		return
 	}
-	c.rttMin.update(now, max(rtt, time.Microsecond), minRTTWindow)
-	c.minRTT = c.rttMin.s[0].v
-	c.cong.MinRTT = c.minRTT
+	c.rtt.min.update(now, max(rtt, time.Microsecond), minRTTWindow)
+	c.rtt.minRTT = c.rtt.min.s[0].v
+	c.rec.cong.MinRTT = c.rtt.minRTT
 }
 
 // minRTTOrInf is tcp_min_rtt: the windowed minimum, or "infinite" before
 // the first sample.
 func (c *Conn) minRTTOrInf() time.Duration {
-	if c.minRTT == 0 {
+	if c.rtt.minRTT == 0 {
 		return 1<<63 - 1
 	}
-	return c.minRTT
+	return c.rtt.minRTT
 }
 
 // minmax is a windowed minimum kept with three samples (Kathleen Nichols'
@@ -146,8 +146,8 @@ func (m *minmax) subwinUpdate(win time.Duration, val minmaxSample) {
 
 // rtoBackoff is the current RTO with exponential backoff (inet_csk_rto_backoff).
 func (c *Conn) rtoBackoff() time.Duration {
-	d := c.rto
-	for i := 0; i < c.backoff && d < maxRTO; i++ {
+	d := c.rtt.rto
+	for i := 0; i < c.rtt.backoff && d < maxRTO; i++ {
 		d *= 2
 	}
 	return min(d, maxRTO)
@@ -173,8 +173,8 @@ func modelTimeout(boundary int, base time.Duration) time.Duration {
 // since the first retransmission of the episode exceeds the modelled
 // budget (never right after progress: icsk_retransmits is 0 then).
 func (c *Conn) retransmitsTimedOut(boundary int, base time.Duration) bool {
-	if c.retransmits == 0 || c.retransStamp.IsZero() {
+	if c.rtt.retransmits == 0 || c.rtt.retransStamp.IsZero() {
 		return false
 	}
-	return c.s.since(c.retransStamp) >= modelTimeout(boundary, base)
+	return c.s.since(c.rtt.retransStamp) >= modelTimeout(boundary, base)
 }

@@ -16,7 +16,7 @@ func (c *Conn) sackNewOfo(r seqRange, out *outBatch) {
 	if !c.sackOn {
 		return
 	}
-	q := c.ofo.q
+	q := c.rcv.ofo.q
 	for i := 0; i < q.nSacks; i++ {
 		if sackExtend(&q.sacks[i], r) {
 			for ; i > 0; i-- {
@@ -55,13 +55,13 @@ func (q *ofoQueue) sackMaybeCoalesce() {
 // (tcp_sack_remove): rcv_nxt at or past a block's start means the block
 // was delivered in order.
 func (c *Conn) sackRemove() {
-	q := c.ofo.q
+	q := c.rcv.ofo.q
 	if q == nil {
 		return
 	}
 	k := 0
 	for i := 0; i < q.nSacks; i++ {
-		if c.rcvNxt.lt(q.sacks[i].start) {
+		if c.rcv.nxt.lt(q.sacks[i].start) {
 			q.sacks[k] = q.sacks[i]
 			k++
 		}
@@ -86,20 +86,20 @@ func (c *Conn) dsackSet(r seqRange) {
 	if !c.sackOn || c.s.sys.Dsack.Load() == 0 || r.len() <= 0 {
 		return
 	}
-	if r.start.lt(c.rcvNxt) {
+	if r.start.lt(c.rcv.nxt) {
 		c.s.mib.inc(cTCPDSACKOldSent)
 	} else {
 		c.s.mib.inc(cTCPDSACKOfoSent)
 	}
-	c.ofo.dsack, c.ofo.dsackOK = r, true
+	c.rcv.ofo.dsack, c.rcv.ofo.dsackOK = r, true
 }
 
 // dsackExtend widens the pending D-SACK over r, or sets it if none is
 // pending (tcp_dsack_extend).
 func (c *Conn) dsackExtend(r seqRange) {
-	if !c.ofo.dsackOK {
+	if !c.rcv.ofo.dsackOK {
 		c.dsackSet(r)
 		return
 	}
-	sackExtend(&c.ofo.dsack, r)
+	sackExtend(&c.rcv.ofo.dsack, r)
 }

@@ -79,7 +79,7 @@ func TestSACKBlocksRFC2018Examples(t *testing.T) {
 	})
 	t.Run("case 3: the even segments lost", func(t *testing.T) {
 		p := newRcvPeer(t, false, nil)
-		p.c.quickAcks = 100 // every ACK goes at once, as in the RFC's tables
+		p.c.rcv.quickAcks = 100 // every ACK goes at once, as in the RFC's tables
 		p.send(0, 500)
 		p.h.expect().ACK().Ack(p.seq(500)).SACK()
 		p.send(1000, 500)

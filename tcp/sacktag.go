@@ -9,13 +9,13 @@ import "github.com/tapstack/tapstack/wire"
 // for undo. una is the ACK field, already accepted as snd_una.
 func (c *Conn) sackTag(sg *segment, priorUna seqnum, st *ackState) {
 	o := &sg.opts
-	sb := &c.sb
+	sb := &c.rec.sb
 	if sb.sackedOut == 0 {
 		sb.fack = sg.ack
 	}
 	una := sg.ack
 	dup := c.checkDSACK(o, sg.ack, priorUna, st)
-	if sg.ack.lt(priorUna.add(-c.maxSndWnd)) || sb.packetsOut == 0 {
+	if sg.ack.lt(priorUna.add(-c.snd.maxWnd)) || sb.packetsOut == 0 {
 		return
 	}
 	var blocks [wire.TCPMaxSACKBlocks]seqRange
@@ -26,12 +26,12 @@ func (c *Conn) sackTag(sg *segment, priorUna seqnum, st *ackState) {
 		isDup := i == 0 && dup
 		if !c.sackBlockValid(isDup, r, una) {
 			if isDup {
-				if c.undoMarkerOK {
+				if c.rec.undoMarkerOK {
 					c.s.mib.inc(cTCPDSACKIgnoredOld)
 				} else {
 					c.s.mib.inc(cTCPDSACKIgnoredNoUndo)
 				}
-			} else if sg.ack == c.sndUna || r.end.gt(c.sndUna) {
+			} else if sg.ack == c.snd.una || r.end.gt(c.snd.una) {
 				// (Old blocks of a reordered ACK are not counted.)
 				c.s.mib.inc(cTCPSACKDiscard)
 			}
@@ -67,7 +67,7 @@ func (c *Conn) sackTag(sg *segment, priorUna seqnum, st *ackState) {
 			c.sackTagOne(g, dsackBlock[b], una, st)
 		}
 	}
-	if c.ca != caLoss || c.undoMarkerOK {
+	if c.rec.ca != caLoss || c.rec.undoMarkerOK {
 		c.checkSackReordering(st.reord, false)
 	}
 }
@@ -75,25 +75,25 @@ func (c *Conn) sackTag(sg *segment, priorUna seqnum, st *ackState) {
 // sackBlockValid is tcp_is_sackblock_valid: inside (snd_una, snd_nxt],
 // or a D-SACK below snd_una within the undo window.
 func (c *Conn) sackBlockValid(dsack bool, r seqRange, una seqnum) bool {
-	if r.end.gt(c.sndNxt) || !r.start.lt(r.end) || !r.start.lt(c.sndNxt) {
+	if r.end.gt(c.snd.nxt) || !r.start.lt(r.end) || !r.start.lt(c.snd.nxt) {
 		return false
 	}
 	if r.start.gt(una) {
 		return true
 	}
-	if !dsack || !c.undoMarkerOK {
+	if !dsack || !c.rec.undoMarkerOK {
 		return false
 	}
 	if r.end.gt(una) {
 		return false
 	}
-	if r.start.geq(c.undoMarker) {
+	if r.start.geq(c.rec.undoMarker) {
 		return true
 	}
-	if r.end.leq(c.undoMarker) {
+	if r.end.leq(c.rec.undoMarker) {
 		return false
 	}
-	return r.start.geq(r.end.add(-c.maxSndWnd))
+	return r.start.geq(r.end.add(-c.snd.maxWnd))
 }
 
 // checkDSACK is tcp_check_dsack: the first block is a D-SACK when it lies
@@ -123,8 +123,8 @@ func (c *Conn) checkDSACK(o *wire.TCPOptions, ack, priorUna seqnum, st *ackState
 	c.s.mib.add(cTCPDSACKRecvSegs, uint64(dupSegs))
 	// A D-SACK for data already acknowledged: count it against the
 	// episode's retransmissions directly.
-	if c.undoMarkerOK && c.undoRetrans > 0 && e0.leq(priorUna) && e0.gt(c.undoMarker) {
-		c.undoRetrans = max(0, c.undoRetrans-dupSegs)
+	if c.rec.undoMarkerOK && c.rec.undoRetrans > 0 && e0.leq(priorUna) && e0.gt(c.rec.undoMarker) {
+		c.rec.undoRetrans = max(0, c.rec.undoRetrans-dupSegs)
 	}
 	return true
 }
@@ -137,21 +137,21 @@ func (c *Conn) dsackSeen(start, end seqnum, st *ackState) int {
 		return 0
 	}
 	n := end.diff(start)
-	if n > c.maxSndWnd {
+	if n > c.snd.maxWnd {
 		return 0
 	}
 	dup := 1
-	if n > c.mss {
-		dup = (n + c.mss - 1) / c.mss
-	} else if c.tlpOut && c.tlpHigh == end {
+	if n > c.snd.mss {
+		dup = (n + c.snd.mss - 1) / c.snd.mss
+	} else if c.rec.tlpOut && c.rec.tlpHigh == end {
 		st.flag |= flagDsackTLP
 	}
-	c.dsackDups += dup
-	if c.dsackDups > c.totalRetrans {
+	c.rec.dsackDups += dup
+	if c.rec.dsackDups > c.rec.totalRetrans {
 		return 0
 	}
 	if st.flag&flagDsackTLP == 0 {
-		c.rack.dsackSeen = true
+		c.rec.rack.dsackSeen = true
 	}
 	st.flag |= flagDsackingAck
 	st.sackDelivered += dup // a needless retransmission was delivered
@@ -160,10 +160,10 @@ func (c *Conn) dsackSeen(start, end seqnum, st *ackState) int {
 
 // sackTagOne is tcp_sacktag_one for one record.
 func (c *Conn) sackTagOne(g *txSeg, dup bool, una seqnum, st *ackState) {
-	sb := &c.sb
+	sb := &c.rec.sb
 	if dup && g.flags&(sbRetrans|sbEverRetrans) != 0 {
-		if c.undoMarkerOK && c.undoRetrans > 0 && g.end.gt(c.undoMarker) {
-			c.undoRetrans = max(0, c.undoRetrans-1)
+		if c.rec.undoMarkerOK && c.rec.undoRetrans > 0 && g.end.gt(c.rec.undoMarker) {
+			c.rec.undoRetrans = max(0, c.rec.undoRetrans-1)
 		}
 		if g.flags&sbSacked != 0 && g.seq.lt(st.reord) {
 			st.reord = g.seq
@@ -190,7 +190,7 @@ func (c *Conn) sackTagOne(g *txSeg, dup bool, una seqnum, st *ackState) {
 				if g.seq.lt(sb.fack) && g.seq.lt(st.reord) {
 					st.reord = g.seq
 				}
-				if g.end.leq(c.highSeq) {
+				if g.end.leq(c.rec.highSeq) {
 					st.flag |= flagOrigSackAcked
 				}
 				if !st.haveSackt {
@@ -225,18 +225,18 @@ func (c *Conn) sackTagOne(g *txSeg, dup bool, una seqnum, st *ackState) {
 // the dupack threshold rises (up to tcp_max_reordering) and RACK widens
 // its window once reordering has been seen.
 func (c *Conn) checkSackReordering(lowSeq seqnum, ts bool) {
-	fack := c.sb.fack
-	if c.sb.sackedOut == 0 {
-		fack = c.sndUna // tcp_highest_sack_seq
+	fack := c.rec.sb.fack
+	if c.rec.sb.sackedOut == 0 {
+		fack = c.snd.una // tcp_highest_sack_seq
 	}
 	if !lowSeq.lt(fack) {
 		return
 	}
 	metric := fack.diff(lowSeq)
-	if metric > c.reordering*c.mss && c.mss > 0 {
-		c.reordering = min((metric+c.mss-1)/c.mss, int(c.s.sys.MaxReordering.Load()))
+	if metric > c.rec.reordering*c.snd.mss && c.snd.mss > 0 {
+		c.rec.reordering = min((metric+c.snd.mss-1)/c.snd.mss, int(c.s.sys.MaxReordering.Load()))
 	}
-	c.reordSeen++
+	c.rec.reordSeen++
 	if ts {
 		c.s.mib.inc(cTCPTSReorder)
 	} else {
@@ -250,23 +250,23 @@ func (c *Conn) addRenoSack(dupacks int) {
 	if dupacks == 0 {
 		return
 	}
-	prior := c.sb.sackedOut
-	c.sb.sackedOut += dupacks
+	prior := c.rec.sb.sackedOut
+	c.rec.sb.sackedOut += dupacks
 	c.limitRenoSacked()
-	if c.sb.sackedOut > prior {
-		c.sb.delivered += uint32(c.sb.sackedOut - prior)
+	if c.rec.sb.sackedOut > prior {
+		c.rec.sb.delivered += uint32(c.rec.sb.sackedOut - prior)
 	}
 }
 
 // limitRenoSacked is tcp_limit_reno_sacked (with tcp_check_reno_reordering):
 // more duplicate ACKs than segments in flight means reordering.
 func (c *Conn) limitRenoSacked() {
-	sb := &c.sb
+	sb := &c.rec.sb
 	holes := min(max(sb.lostOut, 1), sb.packetsOut)
 	if sb.sackedOut+holes > sb.packetsOut {
 		sb.sackedOut = max(sb.packetsOut-holes, 0)
-		c.reordering = min(sb.packetsOut, int(c.s.sys.MaxReordering.Load()))
-		c.reordSeen++
+		c.rec.reordering = min(sb.packetsOut, int(c.s.sys.MaxReordering.Load()))
+		c.rec.reordSeen++
 		c.s.mib.inc(cTCPRenoReorder)
 	}
 }
@@ -274,7 +274,7 @@ func (c *Conn) limitRenoSacked() {
 // removeRenoSacks is tcp_remove_reno_sacks: a cumulative ACK of acked
 // segments consumes the duplicate ACKs that stood for them.
 func (c *Conn) removeRenoSacks(acked int) {
-	sb := &c.sb
+	sb := &c.rec.sb
 	if acked > 0 {
 		sb.delivered += uint32(max(acked-sb.sackedOut, 1))
 		if acked-1 >= sb.sackedOut {

@@ -146,21 +146,21 @@ func (sb *scoreboard) reset() {
 // inFlight is tcp_packets_in_flight: packets_out - (sacked_out + lost_out)
 // + retrans_out, in segments.
 func (c *Conn) inFlight() int {
-	sb := &c.sb
+	sb := &c.rec.sb
 	return max(sb.packetsOut-(sb.sackedOut+sb.lostOut)+sb.retransOut, 0)
 }
 
 // leftOut is tcp_left_out: segments SACKed or deemed lost.
-func (c *Conn) leftOut() int { return c.sb.sackedOut + c.sb.lostOut }
+func (c *Conn) leftOut() int { return c.rec.sb.sackedOut + c.rec.sb.lostOut }
 
 // freeScoreboard forgets the send-side scoreboard.
-func (c *Conn) freeScoreboard() { c.sb.reset() }
+func (c *Conn) freeScoreboard() { c.rec.sb.reset() }
 
 // recordSent adds the records of n bytes (plus a FIN) just sent from seq,
 // cut at mss, all stamped now (tcp_event_new_data_sent: packets_out grows
 // by the segment count).
 func (c *Conn) recordSent(seq seqnum, n, mss int, fin bool, now stamp) {
-	sb := &c.sb
+	sb := &c.rec.sb
 	end := seq.add(n)
 	for {
 		e := seqMin(seq.add(mss), end)
@@ -180,7 +180,7 @@ func (c *Conn) recordSent(seq seqnum, n, mss int, fin bool, now stamp) {
 // markLost is tcp_mark_skb_lost: a SACKed record is never lost; a lost
 // record whose retransmission was in flight has lost that too.
 func (c *Conn) markLost(i int) {
-	sb := &c.sb
+	sb := &c.rec.sb
 	g := sb.at(i)
 	if g.flags&sbSacked != 0 {
 		return
@@ -192,20 +192,20 @@ func (c *Conn) markLost(i int) {
 		if g.flags&sbRetrans != 0 {
 			g.flags &^= sbRetrans
 			sb.retransOut--
-			c.lostTotal++ // tcp_sum_lost
+			c.rec.lostTotal++ // tcp_sum_lost
 			c.s.mib.inc(cTCPLostRetransmit)
 		}
 		return
 	}
 	g.flags |= sbLost
 	sb.lostOut++
-	c.lostTotal++
+	c.rec.lostTotal++
 }
 
 // unmarkAllLost clears every loss mark (tcp_undo_cwnd_reduction with
 // unmark_loss).
 func (c *Conn) unmarkAllLost() {
-	sb := &c.sb
+	sb := &c.rec.sb
 	for i := 0; i < sb.n; i++ {
 		sb.at(i).flags &^= sbLost
 	}
@@ -216,8 +216,8 @@ func (c *Conn) unmarkAllLost() {
 // anyRetransInFlight is tcp_any_retrans_done: a retransmission of this
 // episode may still be in the network.
 func (c *Conn) anyRetransInFlight() bool {
-	if c.sb.retransOut > 0 {
+	if c.rec.sb.retransOut > 0 {
 		return true
 	}
-	return c.sb.n > 0 && c.sb.at(0).flags&sbEverRetrans != 0
+	return c.rec.sb.n > 0 && c.rec.sb.at(0).flags&sbEverRetrans != 0
 }

@@ -121,12 +121,12 @@ func (c *Conn) releaseSock(out *outBatch) {
 		}
 		// tcp_release_cb's order: the timers, then the MTU.
 		if deferred&deferTimer != 0 {
-			if c.ackPending && !c.delackAt.IsZero() && c.delackAt <= c.s.stampNow() {
+			if c.rcv.ackPending && !c.delackAt.IsZero() && c.delackAt <= c.s.stampNow() {
 				c.s.mib.inc(cDelayedACKLocked) // the delayed ACK waited for the owner
 			}
 			c.runTimers(out)
 		}
-		if deferred&deferMTU != 0 && c.state != StateClose && mtuSeq.geq(c.sndUna) && mtuSeq.leq(c.sndNxt) {
+		if deferred&deferMTU != 0 && c.state != StateClose && mtuSeq.geq(c.snd.una) && mtuSeq.leq(c.snd.nxt) {
 			c.mtuReduced(mtu, out)
 		}
 	}
@@ -152,7 +152,7 @@ func (c *Conn) release() {
 
 // backlogLimit is tcp_add_backlog's bound: rcvbuf + sndbuf/2 + 64 KB.
 // Caller holds c.mu.
-func (c *Conn) backlogLimit() int { return c.rcvBufMax + c.sndBufMax/2 + backlogSlack }
+func (c *Conn) backlogLimit() int { return c.rcv.bufMax + c.snd.bufMax/2 + backlogSlack }
 
 // tryLockSoftirq takes c.mu for the receive path or a timer unless a user
 // owns the socket; then it returns false with sl.mu held, for the caller to

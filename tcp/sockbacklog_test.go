@@ -83,9 +83,9 @@ func TestSocketBacklogBound(t *testing.T) {
 	c, iss, irs, lport := h.activeEstab(synOpts(1000))
 	ts := func(v uint32) *wire.TCPOptions { return &wire.TCPOptions{WScale: -1, HasTS: true, TSVal: v} }
 	c.lockSock() // the test is the user call that owns the socket
-	limit := c.rcvBufMax + c.sndBufMax/2 + 64<<10
+	limit := c.rcv.bufMax + c.snd.bufMax/2 + 64<<10
 	if got := c.backlogLimit(); got != limit {
-		t.Fatalf("backlog bound %d, want rcvbuf %d + sndbuf/2 %d + 64 KB = %d", got, c.rcvBufMax, c.sndBufMax/2, limit)
+		t.Fatalf("backlog bound %d, want rcvbuf %d + sndbuf/2 %d + 64 KB = %d", got, c.rcv.bufMax, c.snd.bufMax/2, limit)
 	}
 	const n, size = 400, 100
 	// Distinct timestamps: the options differ, so none coalesce.
@@ -152,14 +152,14 @@ func TestSocketBacklogDefersTimersAndICMP(t *testing.T) {
 	if h.s.Counter("TcpExtLockDroppedIcmps") != 1 {
 		t.Fatalf("LockDroppedIcmps %d, want 1 (the host unreachable; the MTU waits)", h.s.Counter("TcpExtLockDroppedIcmps"))
 	}
-	if c.mss != 1460 {
-		t.Fatalf("the MSS changed to %d while the socket was owned", c.mss)
+	if c.snd.mss != 1460 {
+		t.Fatalf("the MSS changed to %d while the socket was owned", c.snd.mss)
 	}
 	c.release()
 	h.expect().Seq(iss).Len(960)
 	h.expect().Seq(iss + 960).Len(500)
-	if c.mss != 960 || c.errSoft != uint8(113) {
-		t.Fatalf("after release: mss %d, soft error %d; want 960 and EHOSTUNREACH", c.mss, c.errSoft)
+	if c.snd.mss != 960 || c.errSoft != uint8(113) {
+		t.Fatalf("after release: mss %d, soft error %d; want 960 and EHOSTUNREACH", c.snd.mss, c.errSoft)
 	}
 	// The RTO while owned: nothing leaves until the owner lets go.
 	c.lockSock()
@@ -182,7 +182,7 @@ func TestSocketBacklogDefersTimersAndICMP(t *testing.T) {
 		next++
 		h.drain()
 		c.lockSock()
-		pending = c.ackPending && !c.delackAt.IsZero()
+		pending = c.rcv.ackPending && !c.delackAt.IsZero()
 		c.release()
 	}
 	if !pending {

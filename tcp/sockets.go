@@ -57,9 +57,9 @@ func (s *Stack) Sockets() []SocketInfo {
 	for _, c := range cs {
 		c.lockSock()
 		r := SocketInfo{State: c.state.String(), Local: c.id.local, Remote: c.id.remote,
-			RecvQ: c.rcv.n, // SendQ is write_seq - snd_una, as Linux reports it.
-			SendQ: max(c.dataEnd().diff(c.sndUna), 0), Retrans: c.retransmits, RTT: c.srtt, RTTVar: c.rttvar,
-			Cwnd: int(c.cong.Cwnd), Ssthresh: int(c.cong.Ssthresh), MSS: c.mss, RcvWnd: c.rcvEdge.diff(c.rcvNxt), SndWnd: c.sndWnd}
+			RecvQ: c.rcv.buf.n, // SendQ is write_seq - snd_una, as Linux reports it.
+			SendQ: max(c.dataEnd().diff(c.snd.una), 0), Retrans: c.rtt.retransmits, RTT: c.rtt.srtt, RTTVar: c.rtt.rttvar,
+			Cwnd: int(c.rec.cong.Cwnd), Ssthresh: int(c.rec.cong.Ssthresh), MSS: c.snd.mss, RcvWnd: c.rcv.edge.diff(c.rcv.nxt), SndWnd: c.snd.wnd}
 		if c.state == StateTimeWait || c.state == StateSynSent {
 			r.SendQ = 0
 		}

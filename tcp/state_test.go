@@ -155,7 +155,7 @@ func TestCloseWithUnreadDataSendsRST(t *testing.T) {
 	a, b := l.newStack(addrA, nil), l.newStack(addrB, nil)
 	c, s := l.pair(t, a, b)
 	c.tryWrite([]byte("unread"))
-	l.run(t, time.Second, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.rcv.n == 6 })
+	l.run(t, time.Second, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.rcv.buf.n == 6 })
 	s.Close()
 	l.run(t, time.Second, func() bool { return c.State() == StateClose })
 	if b.Counter("TcpExtTCPAbortOnClose") != 1 || !errors.Is(c.err, syscall.ECONNRESET) {

@@ -75,7 +75,7 @@ func (c *Conn) runTimers(out *outBatch) {
 	}
 	if due(c.delackAt) {
 		c.delackAt = 0
-		if c.ackPending && c.state != StateClose {
+		if c.rcv.ackPending && c.state != StateClose {
 			if !c.sackCompressing() {
 				c.s.mib.inc(cDelayedACKs)
 			}
@@ -103,27 +103,27 @@ func (c *Conn) retransmitTimer(out *outBatch) {
 			return
 		}
 		c.synRetries++
-		c.retransmits++
-		c.backoff++
-		if c.retransStamp.IsZero() {
-			c.retransStamp = now
+		c.rtt.retransmits++
+		c.rtt.backoff++
+		if c.rtt.retransStamp.IsZero() {
+			c.rtt.retransStamp = now
 		}
 		m.inc(cTCPTimeouts)
 		m.inc(cRetransSegs)
-		c.sendSegment(out, c.iss, 0, wire.TCPFlagSYN)
+		c.sendSegment(out, c.snd.iss, 0, wire.TCPFlagSYN)
 		c.rtoAt = now + stamp(c.rtoBackoff())
 		return
 	case StateClose, StateTimeWait, StateListen:
 		return
 	}
-	if c.sb.packetsOut == 0 {
+	if c.rec.sb.packetsOut == 0 {
 		return
 	}
 	retryUntil := int(c.s.sys.Retries2.Load())
 	if c.closed {
 		// tcp_orphan_retries: an orphan gives up sooner.
 		retryUntil = int(c.s.sys.OrphanRetries.Load())
-		if retryUntil == 0 && c.rto < maxRTO {
+		if retryUntil == 0 && c.rtt.rto < maxRTO {
 			retryUntil = 8
 		}
 	}
@@ -134,11 +134,11 @@ func (c *Conn) retransmitTimer(out *outBatch) {
 		return
 	}
 	c.enterLoss()
-	c.retransmits++
+	c.rtt.retransmits++
 	// The head goes now, whatever the window (tcp_retransmit_skb of the
 	// head); the ACKs that follow clock out the rest.
 	c.retransmitRecord(out, 0)
-	c.backoff++
+	c.rtt.backoff++
 	c.resetXmitTimer(timerRTO, c.rtoBackoff())
 }
 
@@ -146,14 +146,14 @@ func (c *Conn) retransmitTimer(out *outBatch) {
 // tcp_write_wakeup: new data if the window opened, else a segment with an
 // old sequence number that forces an ACK).
 func (c *Conn) probeTimer(out *outBatch) {
-	if !c.canSendData() || c.sndUna != c.sndNxt {
+	if !c.canSendData() || c.snd.una != c.snd.nxt {
 		return
 	}
-	if c.sndWnd > 0 {
+	if c.snd.wnd > 0 {
 		// tcp_write_wakeup: send what the window allows, even a small segment.
-		avail := c.dataEnd().diff(c.sndNxt)
-		n := min(avail, c.sendMSS(), c.sndWnd)
-		fin := c.finQueued && !c.finSent && n == avail
+		avail := c.dataEnd().diff(c.snd.nxt)
+		n := min(avail, c.sendMSS(), c.snd.wnd)
+		fin := c.snd.finQueued && !c.snd.finSent && n == avail
 		if n > 0 || fin {
 			c.sendNew(out, n, fin, 0, c.sendMSS(), c.s.stampNow())
 		}
@@ -166,9 +166,9 @@ func (c *Conn) probeTimer(out *outBatch) {
 		return
 	}
 	c.probesOut++
-	c.backoff = min(c.backoff+1, 16)
+	c.rtt.backoff = min(c.rtt.backoff+1, 16)
 	c.s.mib.inc(cTCPWinProbe)
-	c.sendSegment(out, c.sndUna.add(-1), 0, 0)
+	c.sendSegment(out, c.snd.una.add(-1), 0, 0)
 	c.persistAt = c.s.stampAfter(c.rtoBackoff())
 }
 
@@ -185,7 +185,7 @@ func (c *Conn) keepaliveTimer(out *outBatch) {
 		c.keepAt = c.lastRecv + stamp(c.kaIdle)
 		return
 	}
-	if c.sndUna != c.sndNxt || c.snd.n > 0 && c.dataEnd().gt(c.sndNxt) {
+	if c.snd.una != c.snd.nxt || c.snd.buf.n > 0 && c.dataEnd().gt(c.snd.nxt) {
 		c.keepAt = now + stamp(c.kaIdle) // the RTO or persist timer is in charge
 		return
 	}
@@ -196,7 +196,7 @@ func (c *Conn) keepaliveTimer(out *outBatch) {
 	}
 	c.probesOut++
 	c.s.mib.inc(cTCPKeepAlive)
-	c.sendSegment(out, c.sndUna.add(-1), 0, 0)
+	c.sendSegment(out, c.snd.una.add(-1), 0, 0)
 	c.keepAt = now + stamp(c.kaIntvl)
 }
 

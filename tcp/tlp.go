@@ -14,14 +14,14 @@ import "time"
 // one segment is out, else TCP_TIMEOUT_MIN), never after the RTO would
 // fire. advancingRTO: the RTO is about to restart from now.
 func (c *Conn) scheduleLossProbe(advancingRTO bool) bool {
-	if er := c.s.sys.EarlyRetrans.Load(); (er != 3 && er != 4) || c.sb.packetsOut == 0 || !c.sackOn ||
-		(c.ca != caOpen && c.ca != caCWR) || !c.canSendData() {
+	if er := c.s.sys.EarlyRetrans.Load(); (er != 3 && er != 4) || c.rec.sb.packetsOut == 0 || !c.sackOn ||
+		(c.rec.ca != caOpen && c.rec.ca != caCWR) || !c.canSendData() {
 		return false
 	}
 	var timeout time.Duration
-	if c.srtt > 0 {
-		timeout = 2 * c.srtt
-		if c.sb.packetsOut == 1 {
+	if c.rtt.srtt > 0 {
+		timeout = 2 * c.rtt.srtt
+		if c.rec.sb.packetsOut == 1 {
 			timeout += c.minRTO()
 		} else {
 			timeout += tcpTimeoutMin
@@ -42,24 +42,24 @@ func (c *Conn) scheduleLossProbe(advancingRTO bool) bool {
 
 // sendLossProbe is tcp_send_loss_probe.
 func (c *Conn) sendLossProbe(out *outBatch) {
-	if c.tlpOut || c.sb.packetsOut == 0 || !c.canSendData() {
+	if c.rec.tlpOut || c.rec.sb.packetsOut == 0 || !c.canSendData() {
 		c.rearmRTO()
 		return
 	}
-	c.tlpRetrans = false
-	priorPackets := c.sb.packetsOut
-	if c.hasUnsentData() && c.sndUna.add(c.sndWnd).gt(c.sndNxt) {
+	c.rec.tlpRetrans = false
+	priorPackets := c.rec.sb.packetsOut
+	if c.hasUnsentData() && c.snd.una.add(c.snd.wnd).gt(c.snd.nxt) {
 		c.xmitProbe(out)
 	}
-	if c.sb.packetsOut == priorPackets {
+	if c.rec.sb.packetsOut == priorPackets {
 		// No new data went: send the last segment again.
 		if !c.retransmitLast(out) {
 			c.rearmRTO()
 			return
 		}
-		c.tlpRetrans = true
+		c.rec.tlpRetrans = true
 	}
-	c.tlpOut, c.tlpHigh = true, c.sndNxt
+	c.rec.tlpOut, c.rec.tlpHigh = true, c.snd.nxt
 	c.s.mib.inc(cTCPLossProbes)
 	c.rtoAt, c.tlpAt, c.reoAt = 0, 0, 0
 	c.rearmRTO()
@@ -70,21 +70,21 @@ func (c *Conn) sendLossProbe(out *outBatch) {
 // duplicate ACK: no loss), or the probe repaired a loss, which costs one
 // window reduction (TCPLossProbeRecovery).
 func (c *Conn) processTLPAck(ack seqnum, flag int) {
-	if ack.lt(c.tlpHigh) {
+	if ack.lt(c.rec.tlpHigh) {
 		return
 	}
 	switch {
-	case !c.tlpRetrans:
-		c.tlpOut = false
+	case !c.rec.tlpRetrans:
+		c.rec.tlpOut = false
 	case flag&flagDsackTLP != 0:
-		c.tlpOut = false
-	case ack.gt(c.tlpHigh):
+		c.rec.tlpOut = false
+	case ack.gt(c.rec.tlpHigh):
 		c.initCwndReduction() // clears tlpOut
 		c.setCA(caCWR)
 		c.endCwndReduction()
 		c.tryKeepOpen()
 		c.s.mib.inc(cTCPLossProbeRecovery)
 	case flag&(flagSndUnaAdvanced|flagNotDup|flagDataSacked) == 0:
-		c.tlpOut = false
+		c.rec.tlpOut = false
 	}
 }

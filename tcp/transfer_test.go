@@ -87,7 +87,7 @@ func TestBulkTransferLossyReordering(t *testing.T) {
 	c, s := l.pair(t, a, b)
 	l.loss, l.jitter, l.dup = 0.01, 2*time.Millisecond, 0.005
 	transfer(t, l, c, s, 10<<20, 10*time.Minute)
-	t.Logf("rcvbuf %d sndbuf %d cwnd %d srtt %v probes %d", s.rcvBufMax, c.sndBufMax, c.cong.Cwnd, c.srtt, a.Counter("TcpExtTCPLossProbes"))
+	t.Logf("rcvbuf %d sndbuf %d cwnd %d srtt %v probes %d", s.rcv.bufMax, c.snd.bufMax, c.rec.cong.Cwnd, c.rtt.srtt, a.Counter("TcpExtTCPLossProbes"))
 	t.Logf("virtual time %v, retrans %d, fast %d, timeouts %d, sackrec %d, ofo %d",
 		l.clk.Now().Sub(t0), ctr(a, "TcpRetransSegs"), ctr(a, "TcpExtTCPFastRetrans"),
 		ctr(a, "TcpExtTCPTimeouts"), ctr(a, "TcpExtTCPSackRecovery"), ctr(b, "TcpExtTCPOFOQueue"))
@@ -120,7 +120,7 @@ func TestTransferConfigs(t *testing.T) {
 			if a.Counter("TcpRetransSegs") == 0 {
 				t.Fatal("no retransmissions under 3% loss?")
 			}
-			t.Logf("cc %s virtual %v retrans %d timeouts %d", c.cc.Name(), l.clk.Now().Sub(t0), a.Counter("TcpRetransSegs"), a.Counter("TcpExtTCPTimeouts"))
+			t.Logf("cc %s virtual %v retrans %d timeouts %d", c.rec.cc.Name(), l.clk.Now().Sub(t0), a.Counter("TcpRetransSegs"), a.Counter("TcpExtTCPTimeouts"))
 		})
 	}
 }
@@ -140,7 +140,7 @@ func TestSmallWindowDoesNotStall(t *testing.T) {
 		h.expect().Seq(iss + uint32(i*100)).Len(100)
 		h.inject(seg{src: 80, dst: lport, seq: irs, ack: iss + uint32(i*100+100), flags: fA, wnd: 100})
 	}
-	t.Logf("cc %s", c.cc.Name())
+	t.Logf("cc %s", c.rec.cc.Name())
 }
 
 func TestLossDuringHandshake(t *testing.T) {
@@ -170,8 +170,8 @@ func TestReceiveBufferAutoTuning(t *testing.T) {
 	start := l.clk.Now()
 	transfer(t, l, c, s, 32<<20, 5*time.Minute)
 	el := l.clk.Now().Sub(start)
-	if s.rcvBufMax <= 131072 {
-		t.Fatalf("rcvbuf did not grow: %d", s.rcvBufMax)
+	if s.rcv.bufMax <= 131072 {
+		t.Fatalf("rcvbuf did not grow: %d", s.rcv.bufMax)
 	}
-	t.Logf("rcvbuf %d, %v for 32 MB at 20 ms RTT (%.1f MB/s)", s.rcvBufMax, el, 32/el.Seconds())
+	t.Logf("rcvbuf %d, %v for 32 MB at 20 ms RTT (%.1f MB/s)", s.rcv.bufMax, el, 32/el.Seconds())
 }

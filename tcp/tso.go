@@ -104,8 +104,8 @@ func (c *Conn) tsoSegs(mss int) int {
 // is the same sizing it uses without fq.
 func (c *Conn) tsoAutosize(maxPayload, mss int) int {
 	bytes := c.pacingRate() >> pacingShift
-	if c.minRTT > 0 {
-		if r := c.minRTT.Microseconds() >> tcpTSORTTLog; r < 32 {
+	if c.rtt.minRTT > 0 {
+		if r := c.rtt.minRTT.Microseconds() >> tcpTSORTTLog; r < 32 {
 			bytes += int64(maxPayload) >> r
 		}
 	}
@@ -118,16 +118,16 @@ func (c *Conn) tsoAutosize(maxPayload, mss int) int {
 // (below half ssthresh; tcp_pacing_ss_ratio) or 1.2 (tcp_pacing_ca_ratio).
 // Without an RTT sample it is unlimited, as sk_pacing_rate starts at ~0.
 func (c *Conn) pacingRate() int64 {
-	if c.srtt <= 0 {
+	if c.rtt.srtt <= 0 {
 		return 1 << 62
 	}
 	ratio := int64(pacingCARatio)
-	if c.cong.Cwnd < c.cong.Ssthresh/2 {
+	if c.rec.cong.Cwnd < c.rec.cong.Ssthresh/2 {
 		ratio = pacingSSRatio
 	}
-	segs := max(int64(c.cong.Cwnd), int64(c.sb.packetsOut))
-	perRTT := float64(int64(c.mss) * segs * ratio / 100)
-	return int64(min(perRTT*float64(time.Second)/float64(c.srtt), 1<<62))
+	segs := max(int64(c.rec.cong.Cwnd), int64(c.rec.sb.packetsOut))
+	perRTT := float64(int64(c.snd.mss) * segs * ratio / 100)
+	return int64(min(perRTT*float64(time.Second)/float64(c.rtt.srtt), 1<<62))
 }
 
 // tsoSplit is the payload of the next new-data super-segment, given that
@@ -137,10 +137,10 @@ func (c *Conn) pacingRate() int64 {
 // two super-segments are in flight; a multiple of mss unless the data or
 // the window ends within it and Nagle would not hold that tail back.
 func (c *Conn) tsoSplit(mss, segs, quota, avail, room int) int {
-	segs = min(segs, quota, max(int(c.cong.Cwnd)/2, 1))
+	segs = min(segs, quota, max(int(c.rec.cong.Cwnd)/2, 1))
 	n := min(segs*mss, avail, room)
-	fin := c.finQueued && n == avail
-	if partial := n % mss; partial != 0 && !fin && !c.noDelay && c.sndUna != c.sndNxt {
+	fin := c.snd.finQueued && n == avail
+	if partial := n % mss; partial != 0 && !fin && !c.noDelay && c.snd.una != c.snd.nxt {
 		n -= partial // tcp_nagle_check: the short tail waits for the ACKs
 	}
 	return n
@@ -156,7 +156,7 @@ func (c *Conn) tsoSplit(mss, segs, quota, avail, room int) int {
 // fits goes.) It also reports whether the congestion window, rather than
 // the peer's, is what held the data back.
 func (c *Conn) tsoShouldDefer(mss, segs, quota, avail, room int, now stamp) (deferIt, cwndLimited bool) {
-	if c.ca >= caRecovery || c.sb.n == 0 || time.Duration(now-c.lastSend) > tsoDeferMaxIdle {
+	if c.rec.ca >= caRecovery || c.rec.sb.n == 0 || time.Duration(now-c.lastSend) > tsoDeferMaxIdle {
 		return false, false
 	}
 	congWin := quota * mss
@@ -164,11 +164,11 @@ func (c *Conn) tsoShouldDefer(mss, segs, quota, avail, room int, now stamp) (def
 	if limit >= segs*mss || limit >= avail {
 		return false, false
 	}
-	if limit >= min(c.sndWnd, int(c.cong.Cwnd)*mss)/tcpTSOWinDiv {
+	if limit >= min(c.snd.wnd, int(c.rec.cong.Cwnd)*mss)/tcpTSOWinDiv {
 		return false, false
 	}
-	expectedAck := time.Duration(c.sb.at(0).sent) + c.srtt
-	if howFar := expectedAck - time.Duration(now); howFar > min(c.srtt/2, time.Millisecond) {
+	expectedAck := time.Duration(c.rec.sb.at(0).sent) + c.rtt.srtt
+	if howFar := expectedAck - time.Duration(now); howFar > min(c.rtt.srtt/2, time.Millisecond) {
 		return false, false
 	}
 	return true, congWin < room

@@ -44,7 +44,7 @@ func FuzzTSOSender(f *testing.F) {
 			checkScoreboard(t, c)
 
 			c.mu.Lock()
-			right := c.sndUna.add(c.sndWnd)
+			right := c.snd.una.add(c.snd.wnd)
 			c.mu.Unlock()
 			for _, s := range g.supers {
 				if s.total > 65535 {

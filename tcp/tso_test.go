@@ -125,8 +125,8 @@ func (g *gsoHarness) tsoEstab(cwnd uint32, wnd int, wscale bool) (c *Conn, iss u
 	}
 	c.SetWriteBuffer(200_000)
 	c.mu.Lock()
-	c.cong.Cwnd, c.cong.Ssthresh = cwnd, cwnd
-	c.srtt, c.minRTT = 100*time.Microsecond, 100*time.Microsecond
+	c.rec.cong.Cwnd, c.rec.cong.Ssthresh = cwnd, cwnd
+	c.rtt.srtt, c.rtt.minRTT = 100*time.Microsecond, 100*time.Microsecond
 	c.mu.Unlock()
 	return c, iss, lport
 }
@@ -210,7 +210,7 @@ func TestTSOBulkSuperSegments(t *testing.T) {
 		t.Fatalf("TCPOrigDataSent grew by %d for %d wire segments", d, len(segs))
 	}
 	g.ack(c, iss, lport, iss+uint32(len(data)), 65535)
-	if c.sndUna != c.sndNxt || !c.rtoAt.IsZero() {
+	if c.snd.una != c.snd.nxt || !c.rtoAt.IsZero() {
 		t.Fatal("the ACK of every super-segment left data outstanding")
 	}
 }
@@ -237,8 +237,8 @@ func TestTSOCongestionWindowLimits(t *testing.T) {
 	// bound, before the loss probe): exactly cwnd - in flight = 3.
 	g.after(1500 * time.Microsecond)
 	g.ack(c, iss, lport, iss+3*mss, 65535)
-	if got := sizes(); len(got) != 1 || got[0] != 3 || c.cong.Cwnd != 10 {
-		t.Fatalf("after ACK of 3: %v segments (cwnd %d), want [3]", got, c.cong.Cwnd)
+	if got := sizes(); len(got) != 1 || got[0] != 3 || c.rec.cong.Cwnd != 10 {
+		t.Fatalf("after ACK of 3: %v segments (cwnd %d), want [3]", got, c.rec.cong.Cwnd)
 	}
 	// One more acknowledged at once: a one-segment send is deferred while
 	// less than a third of the window is free (tcp_tso_should_defer)...

@@ -56,7 +56,7 @@ func TestSegmentsLeaveInBuildOrder(t *testing.T) {
 			name: "receive path first",
 			first: func(h *harness, c *Conn, irs, tsv uint32) {
 				// The peer's first data: quickack mode ACKs it at once.
-				h.inject(seg{src: 5000, dst: 80, seq: irs + 1, ack: uint32(c.iss) + 1, flags: fA | fP, data: []byte("y"),
+				h.inject(seg{src: 5000, dst: 80, seq: irs + 1, ack: uint32(c.snd.iss) + 1, flags: fA | fP, data: []byte("y"),
 					opts: &wire.TCPOptions{WScale: -1, HasTS: true, TSVal: tsv}})
 			},
 			second: func(h *harness, c *Conn, irs, tsv uint32) { c.Close() },
@@ -65,7 +65,7 @@ func TestSegmentsLeaveInBuildOrder(t *testing.T) {
 			name:  "application path first",
 			first: func(h *harness, c *Conn, irs, tsv uint32) { c.Write([]byte("x")) },
 			second: func(h *harness, c *Conn, irs, tsv uint32) {
-				h.inject(seg{src: 5000, dst: 80, seq: irs + 1, ack: uint32(c.iss) + 1, flags: fA | fP, data: []byte("y"),
+				h.inject(seg{src: 5000, dst: 80, seq: irs + 1, ack: uint32(c.snd.iss) + 1, flags: fA | fP, data: []byte("y"),
 					opts: &wire.TCPOptions{WScale: -1, HasTS: true, TSVal: tsv}})
 			},
 		},

@@ -10,13 +10,13 @@ package tcp
 // initUndo is tcp_init_undo: retransmissions already in flight may be
 // D-SACKed later, so they count; -1 means none yet (0 means "undo now").
 func (c *Conn) initUndo() {
-	c.undoMarker, c.undoMarkerOK = c.sndUna, true
-	c.undoRetrans = c.sb.retransOut
-	if c.tlpOut && c.tlpRetrans {
-		c.undoRetrans++
+	c.rec.undoMarker, c.rec.undoMarkerOK = c.snd.una, true
+	c.rec.undoRetrans = c.rec.sb.retransOut
+	if c.rec.tlpOut && c.rec.tlpRetrans {
+		c.rec.undoRetrans++
 	}
-	if c.undoRetrans == 0 {
-		c.undoRetrans = -1
+	if c.rec.undoRetrans == 0 {
+		c.rec.undoRetrans = -1
 	}
 }
 
@@ -24,27 +24,27 @@ func (c *Conn) initUndo() {
 // the first retransmission of an episode stamps it (retrans_stamp, kept
 // as a time for tcp_write_timeout and as a TSval for Eifel).
 func (c *Conn) noteRetrans(tsval uint32) {
-	if c.retransStamp.IsZero() {
-		c.retransStamp = c.s.stampNow()
-		c.rtxTSval = tsval
+	if c.rtt.retransStamp.IsZero() {
+		c.rtt.retransStamp = c.s.stampNow()
+		c.rec.rtxTSval = tsval
 	}
-	if c.undoRetrans < 0 {
-		c.undoRetrans = 0
+	if c.rec.undoRetrans < 0 {
+		c.rec.undoRetrans = 0
 	}
-	c.undoRetrans++
+	c.rec.undoRetrans++
 }
 
-func (c *Conn) clearRetransStamp() { c.retransStamp = 0 }
+func (c *Conn) clearRetransStamp() { c.rtt.retransStamp = 0 }
 
 // packetDelayed is tcp_packet_delayed (Eifel, RFC 3522): the ACK echoes a
 // TSval older than our first retransmission, so an original delivered it.
 func (c *Conn) packetDelayed(sg *segment) bool {
-	return !c.retransStamp.IsZero() && c.tsEcrBefore(sg, c.rtxTSval)
+	return !c.rtt.retransStamp.IsZero() && c.tsEcrBefore(sg, c.rec.rtxTSval)
 }
 
 // mayUndo is tcp_may_undo.
 func (c *Conn) mayUndo(sg *segment) bool {
-	return c.undoMarkerOK && (c.undoRetrans == 0 || c.packetDelayed(sg))
+	return c.rec.undoMarkerOK && (c.rec.undoRetrans == 0 || c.packetDelayed(sg))
 }
 
 // undoCwndReduction is tcp_undo_cwnd_reduction: restore cwnd and ssthresh
@@ -54,14 +54,14 @@ func (c *Conn) undoCwndReduction(unmarkLoss bool) {
 	if unmarkLoss {
 		c.unmarkAllLost()
 	}
-	if c.priorSsthresh != 0 {
-		c.cong.Cwnd = max(c.cc.UndoCwnd(c.ccSender()), 1)
-		if c.priorSsthresh > c.cong.Ssthresh {
-			c.cong.Ssthresh = c.priorSsthresh
+	if c.rec.priorSsthresh != 0 {
+		c.rec.cong.Cwnd = max(c.rec.cc.UndoCwnd(c.ccSender()), 1)
+		if c.rec.priorSsthresh > c.rec.cong.Ssthresh {
+			c.rec.cong.Ssthresh = c.rec.priorSsthresh
 		}
 	}
-	c.undoMarkerOK = false
-	c.rack.advanced = true
+	c.rec.undoMarkerOK = false
+	c.rec.rack.advanced = true
 }
 
 // tryUndoRecovery is tcp_try_undo_recovery, once the recovery window is
@@ -71,30 +71,30 @@ func (c *Conn) undoCwndReduction(unmarkLoss bool) {
 func (c *Conn) tryUndoRecovery(sg *segment) bool {
 	if c.mayUndo(sg) {
 		c.undoCwndReduction(false)
-		if c.ca == caLoss {
+		if c.rec.ca == caLoss {
 			c.s.mib.inc(cTCPLossUndo)
 		} else {
 			c.s.mib.inc(cTCPFullUndo)
 		}
-	} else if c.rack.reoWndPersist > 0 {
-		c.rack.reoWndPersist--
+	} else if c.rec.rack.reoWndPersist > 0 {
+		c.rec.rack.reoWndPersist--
 	}
-	if c.sndUna == c.highSeq && !c.sackOn {
+	if c.snd.una == c.rec.highSeq && !c.sackOn {
 		if !c.anyRetransInFlight() {
 			c.clearRetransStamp()
 		}
 		return true
 	}
 	c.setCA(caOpen)
-	c.isSackReneg = false
+	c.rec.isSackReneg = false
 	return false
 }
 
 // tryUndoDsack is tcp_try_undo_dsack: every retransmission of the episode
 // was D-SACKed.
 func (c *Conn) tryUndoDsack() bool {
-	if c.undoMarkerOK && c.undoRetrans == 0 {
-		c.rack.reoWndPersist = min(rackRecoveryThresh, c.rack.reoWndPersist+1)
+	if c.rec.undoMarkerOK && c.rec.undoRetrans == 0 {
+		c.rec.rack.reoWndPersist = min(rackRecoveryThresh, c.rec.rack.reoWndPersist+1)
 		c.undoCwndReduction(false)
 		c.s.mib.inc(cTCPDSACKUndo)
 		return true
@@ -107,9 +107,9 @@ func (c *Conn) tryUndoDsack() bool {
 // a delayed original: reordering, not loss. With retransmissions still in
 // flight it only holds back further ones (reported true).
 func (c *Conn) tryUndoPartial(sg *segment, priorUna seqnum, doLost *bool) bool {
-	if c.undoMarkerOK && c.packetDelayed(sg) {
+	if c.rec.undoMarkerOK && c.packetDelayed(sg) {
 		c.checkSackReordering(priorUna, true)
-		if c.sb.retransOut > 0 {
+		if c.rec.sb.retransOut > 0 {
 			return true
 		}
 		if !c.anyRetransInFlight() {
@@ -135,8 +135,8 @@ func (c *Conn) tryUndoLoss(sg *segment, frtoUndo bool) bool {
 	if frtoUndo {
 		c.s.mib.inc(cTCPSpuriousRTOs)
 	}
-	c.retransmits = 0
-	if c.sndUna == c.highSeq && !c.sackOn {
+	c.rtt.retransmits = 0
+	if c.snd.una == c.rec.highSeq && !c.sackOn {
 		// tcp_is_non_sack_preventing_reopen
 		if !c.anyRetransInFlight() {
 			c.clearRetransStamp()
@@ -145,7 +145,7 @@ func (c *Conn) tryUndoLoss(sg *segment, frtoUndo bool) bool {
 	}
 	if frtoUndo || c.sackOn {
 		c.setCA(caOpen)
-		c.isSackReneg = false
+		c.rec.isSackReneg = false
 	}
 	return true
 }

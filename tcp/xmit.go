@@ -21,14 +21,14 @@ func (c *Conn) xmitNew(out *outBatch, nagleOff bool) {
 	now := c.s.stampNow()
 	sent := 0
 	limited := false
-	for !c.finSent {
-		quota := int(c.cong.Cwnd) - c.inFlight() // tcp_cwnd_test
+	for !c.snd.finSent {
+		quota := int(c.rec.cong.Cwnd) - c.inFlight() // tcp_cwnd_test
 		if quota <= 0 {
 			limited = true
 			break
 		}
-		avail := c.dataEnd().diff(c.sndNxt)
-		room := c.sndUna.add(c.sndWnd).diff(c.sndNxt)
+		avail := c.dataEnd().diff(c.snd.nxt)
+		room := c.snd.una.add(c.snd.wnd).diff(c.snd.nxt)
 		n := min(avail, mss, max(room, 0))
 		gso := 0
 		if n == mss {
@@ -44,7 +44,7 @@ func (c *Conn) xmitNew(out *outBatch, nagleOff bool) {
 				}
 			}
 		}
-		fin := c.finQueued && n == avail
+		fin := c.snd.finQueued && n == avail
 		if n <= 0 && !fin {
 			break
 		}
@@ -53,25 +53,25 @@ func (c *Conn) xmitNew(out *outBatch, nagleOff bool) {
 		}
 		if n < mss && n < avail {
 			// Window-limited: sender SWS avoidance (RFC 1122 §4.2.3.4).
-			if n < c.maxSndWnd/2 || c.sndUna != c.sndNxt {
+			if n < c.snd.maxWnd/2 || c.snd.una != c.snd.nxt {
 				break
 			}
-		} else if n < mss && !fin && !c.noDelay && !nagleOff && c.sndUna != c.sndNxt {
+		} else if n < mss && !fin && !c.noDelay && !nagleOff && c.snd.una != c.snd.nxt {
 			break // Nagle (RFC 896; Linux tcp_nagle_check)
 		}
-		if c.sndUna == c.sndNxt {
+		if c.snd.una == c.snd.nxt {
 			c.idleRestart()
 		}
 		c.sendNew(out, n, fin, gso, mss, now)
 		sent += pcount(n, mss)
 	}
-	limited = limited || c.inFlight() >= int(c.cong.Cwnd)
+	limited = limited || c.inFlight() >= int(c.rec.cong.Cwnd)
 	if sent > 0 || limited {
 		c.cwndValidate(limited)
 	}
 	if sent > 0 {
 		if c.inCwndReduction() {
-			c.prrOut += sent
+			c.rec.prrOut += sent
 		}
 		c.scheduleLossProbe(false)
 	}
@@ -82,16 +82,16 @@ func (c *Conn) xmitNew(out *outBatch, nagleOff bool) {
 // Nagle say: a tail loss probe (tcp_write_xmit with push_one 2).
 func (c *Conn) xmitProbe(out *outBatch) {
 	mss := c.sendMSS()
-	avail := c.dataEnd().diff(c.sndNxt)
-	room := c.sndUna.add(c.sndWnd).diff(c.sndNxt)
+	avail := c.dataEnd().diff(c.snd.nxt)
+	room := c.snd.una.add(c.snd.wnd).diff(c.snd.nxt)
 	n := min(avail, mss, max(room, 0))
-	fin := c.finQueued && n == avail
+	fin := c.snd.finQueued && n == avail
 	if (n <= 0 && !fin) || (n == 0 && room <= 0) {
 		return
 	}
 	c.sendNew(out, n, fin, 0, mss, c.s.stampNow())
 	if c.inCwndReduction() {
-		c.prrOut++
+		c.rec.prrOut++
 	}
 }
 
@@ -99,7 +99,7 @@ func (c *Conn) xmitProbe(out *outBatch) {
 // or as a super-segment cut at gso bytes, and records them on the
 // scoreboard (tcp_transmit_skb + tcp_event_new_data_sent).
 func (c *Conn) sendNew(out *outBatch, n int, fin bool, gso, mss int, now stamp) {
-	seq := c.sndNxt
+	seq := c.snd.nxt
 	flags := uint8(0)
 	if n > 0 && n == c.dataEnd().diff(seq) {
 		flags |= wire.TCPFlagPSH
@@ -107,7 +107,7 @@ func (c *Conn) sendNew(out *outBatch, n int, fin bool, gso, mss int, now stamp) 
 	if fin {
 		flags |= wire.TCPFlagFIN
 	}
-	priorPackets := c.sb.packetsOut
+	priorPackets := c.rec.sb.packetsOut
 	c.sendSuper(out, seq, n, flags, gso)
 	c.lastSend = now
 	cut := max(n, 1)
@@ -118,10 +118,10 @@ func (c *Conn) sendNew(out *outBatch, n int, fin bool, gso, mss int, now stamp) 
 		c.s.mib.add(cTCPOrigDataSent, uint64(pcount(n, mss)))
 	}
 	c.recordSent(seq, n, cut, fin, now)
-	c.sndNxt = seq.add(n)
+	c.snd.nxt = seq.add(n)
 	if fin {
-		c.finSent, c.finSeq = true, c.sndNxt
-		c.sndNxt = c.sndNxt.add(1)
+		c.snd.finSent, c.snd.finSeq = true, c.snd.nxt
+		c.snd.nxt = c.snd.nxt.add(1)
 	}
 	if priorPackets == 0 || !c.tlpAt.IsZero() {
 		c.rearmRTO()
@@ -133,9 +133,9 @@ func (c *Conn) sendNew(out *outBatch, n int, fin bool, gso, mss int, now stamp) 
 // as a retransmission, and note it for undo and the write timeout. It
 // reports false when the peer's window leaves no room for it.
 func (c *Conn) retransmitRecord(out *outBatch, i int) bool {
-	sb := &c.sb
+	sb := &c.rec.sb
 	g := sb.at(i)
-	if c.sndUna.add(c.sndWnd).diff(g.seq) <= 0 && g.seq != c.sndUna {
+	if c.snd.una.add(c.snd.wnd).diff(g.seq) <= 0 && g.seq != c.snd.una {
 		return false // beyond a shrunk window; the head still goes as a probe
 	}
 	c.fitToMSS(i, false)
@@ -150,7 +150,7 @@ func (c *Conn) retransmitRecord(out *outBatch, i int) bool {
 // retransmitLast is the tail loss probe's __tcp_retransmit_skb of the last
 // segment: resent without counting as a retransmission in flight.
 func (c *Conn) retransmitLast(out *outBatch) bool {
-	sb := &c.sb
+	sb := &c.rec.sb
 	if sb.n == 0 {
 		return false
 	}
@@ -163,11 +163,11 @@ func (c *Conn) retransmitLast(out *outBatch) bool {
 // a path MTU drop): keepTail keeps the record's last MSS as the record
 // at the returned position, as tcp_send_loss_probe does.
 func (c *Conn) fitToMSS(i int, keepTail bool) {
-	sb := &c.sb
+	sb := &c.rec.sb
 	mss := c.sendMSS()
 	g := sb.at(i)
 	dataLen := g.len()
-	if c.finSent && g.end == c.finSeq.add(1) {
+	if c.snd.finSent && g.end == c.snd.finSeq.add(1) {
 		dataLen--
 	}
 	if dataLen <= mss {
@@ -198,7 +198,7 @@ func (c *Conn) fitToMSS(i int, keepTail bool) {
 func (c *Conn) retransmitSkb(out *outBatch, g *txSeg) {
 	data := g.len()
 	flags := uint8(0)
-	if c.finSent && g.end == c.finSeq.add(1) {
+	if c.snd.finSent && g.end == c.snd.finSeq.add(1) {
 		data--
 		flags |= wire.TCPFlagFIN
 	}
@@ -209,16 +209,16 @@ func (c *Conn) retransmitSkb(out *outBatch, g *txSeg) {
 	g.sent = c.s.stampNow()
 	g.flags |= sbEverRetrans
 	c.s.mib.inc(cRetransSegs)
-	c.totalRetrans++
+	c.rec.totalRetrans++
 }
 
 // rtoDelta is tcp_rto_delta_us: how far the RTO of the head's last
 // transmission is from now.
 func (c *Conn) rtoDelta() time.Duration {
-	if c.sb.n == 0 {
+	if c.rec.sb.n == 0 {
 		return c.rtoBackoff()
 	}
-	return time.Duration(c.sb.at(0).sent) + c.rtoBackoff() - time.Duration(c.s.stampNow())
+	return time.Duration(c.rec.sb.at(0).sent) + c.rtoBackoff() - time.Duration(c.s.stampNow())
 }
 
 // Kinds of the retransmission timer (Linux icsk_pending): one deadline at
@@ -248,7 +248,7 @@ func (c *Conn) resetXmitTimer(kind int, d time.Duration) {
 // or reordering timer, from the head's last transmission; none when
 // nothing is in flight.
 func (c *Conn) rearmRTO() {
-	if c.sb.packetsOut == 0 {
+	if c.rec.sb.packetsOut == 0 {
 		c.rtoAt, c.tlpAt, c.reoAt = 0, 0, 0
 		return
 	}

@@ -52,10 +52,7 @@ type Conn struct {
 	wmem     atomic.Int64  // sk_wmem_alloc: truesize of sent datagrams the link has not taken yet
 	pmtudisc atomic.Uint32 // IP_MTU_DISCOVER (a PMTUDisc)
 
-	rdWait sockwait.Waiter
-	wrWait sockwait.Waiter // writers waiting for send buffer room (sock_wait_for_wmem)
-	rdDL   sockwait.LazyDeadline
-	wrDL   sockwait.LazyDeadline
+	w sockwait.Waits // readers; writers waiting for send buffer room (sock_wait_for_wmem); deadlines
 }
 
 type dgram struct {
@@ -87,7 +84,7 @@ type sender Conn
 func (o *sender) Uncharge(n int) {
 	c := (*Conn)(o)
 	if c.wmem.Add(-int64(n))*2 < c.sndbuf.Load() {
-		c.wrWait.Wake()
+		c.w.Wr.Wake()
 	}
 }
 
@@ -171,7 +168,7 @@ func (c *Conn) enqueue(from netip.AddrPort, data []byte) bool {
 	c.rmemAlloc += size
 	c.mu.Unlock()
 	c.s.mib[cInDatagrams].Add(1)
-	c.rdWait.Wake()
+	c.w.Rd.Wake()
 	return true
 }
 
@@ -187,7 +184,7 @@ func (c *Conn) setError(err error) {
 	c.mu.Lock()
 	c.err = err
 	c.mu.Unlock()
-	c.rdWait.Wake()
+	c.w.Rd.Wake()
 }
 
 func (c *Conn) opErr(op string, addr netip.AddrPort, err error) error {
@@ -235,8 +232,8 @@ func (c *Conn) ReadMsgUDP(p, oob []byte) (n, oobn, flags int, addr *net.UDPAddr,
 // length.
 func (c *Conn) read(p []byte) (int, int, netip.AddrPort, error) {
 	for {
-		if c.rdDL.Passed() {
-			c.rdWait.Wake() // chain the wake-up to other readers
+		if c.w.ReadPassed() {
+			c.w.Rd.Wake() // chain the wake-up to other readers
 			return 0, 0, netip.AddrPort{}, c.opErr("read", c.remote, os.ErrDeadlineExceeded)
 		}
 		c.mu.Lock()
@@ -261,12 +258,12 @@ func (c *Conn) read(p []byte) (int, int, netip.AddrPort, error) {
 			n, size := copy(p, d.b.Bytes()), d.b.Len()
 			d.b.Release()
 			if more {
-				c.rdWait.Wake()
+				c.w.Rd.Wake()
 			}
 			return n, size, d.from, nil
 		}
 		c.mu.Unlock()
-		<-c.rdWait.Get()
+		<-c.w.Rd.Get()
 	}
 }
 
@@ -298,8 +295,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 // (sock_alloc_send_pskb), or until the write deadline passes.
 func (c *Conn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	for {
-		if c.wrDL.Passed() {
-			c.wrWait.Wake() // chain the wake-up to other writers
+		if c.w.WritePassed() {
+			c.w.Wr.Wake() // chain the wake-up to other writers
 			return 0, c.opErr("write", addr, os.ErrDeadlineExceeded)
 		}
 		c.mu.Lock()
@@ -317,7 +314,7 @@ func (c *Conn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 		if c.wmem.Load() < c.sndbuf.Load() {
 			break
 		}
-		<-c.wrWait.Get()
+		<-c.w.Wr.Get()
 	}
 	if c.remote.IsValid() {
 		if addr.IsValid() && addr != c.remote {
@@ -391,10 +388,8 @@ func (c *Conn) Close() error {
 	c.rmemAlloc = 0
 	c.mu.Unlock()
 	c.s.unbind(c)
-	c.rdDL.Stop()
-	c.wrDL.Stop()
-	c.rdWait.Wake()
-	c.wrWait.Wake()
+	c.w.Stop()
+	c.w.Wake()
 	return nil
 }
 
@@ -415,21 +410,20 @@ func (c *Conn) RemoteAddrPort() netip.AddrPort { return c.remote }
 
 // SetDeadline implements net.Conn.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.rdDL.Set(c.s.clock, t, &c.rdWait)
-	c.wrDL.Set(c.s.clock, t, &c.wrWait)
+	c.w.Set(c.s.clock, t, sockwait.Both)
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdDL.Set(c.s.clock, t, &c.rdWait)
+	c.w.Set(c.s.clock, t, sockwait.Read)
 	return nil
 }
 
 // SetWriteDeadline implements net.Conn: it bounds a write waiting for send
 // buffer room.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wrDL.Set(c.s.clock, t, &c.wrWait)
+	c.w.Set(c.s.clock, t, sockwait.Write)
 	return nil
 }
 
@@ -448,7 +442,7 @@ func (c *Conn) SetReadBuffer(bytes int) error {
 // link before a write blocks.
 func (c *Conn) SetWriteBuffer(bytes int) error {
 	c.sndbuf.Store(max(min(int64(bytes), c.s.sys.WmemMax.Load())*2, sockMinRcvbuf))
-	c.wrWait.Wake() // a larger buffer may have room now
+	c.w.Wr.Wake() // a larger buffer may have room now
 	return nil
 }
 

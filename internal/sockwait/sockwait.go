@@ -1,6 +1,7 @@
 // Package sockwait holds what the sockets of every transport share for
 // blocking calls: a one-slot wake-up channel made on first use (Waiter) and
-// a net.Conn deadline on the stack's clock that wakes it (Deadline).
+// a net.Conn deadline on the stack's clock that wakes it (Deadline), and
+// the pair of each that a socket holds (Waits).
 package sockwait
 
 import (
@@ -160,4 +161,50 @@ func (l *LazyDeadline) Stop() {
 	if d := l.p.Load(); d != nil {
 		d.Stop()
 	}
+}
+
+// Dir says which of a socket's directions a deadline applies to.
+type Dir uint8
+
+const (
+	Read  Dir            = 1 << iota // SetReadDeadline
+	Write                            // SetWriteDeadline
+	Both  = Read | Write             // SetDeadline
+)
+
+// Waits is what every transport's socket sleeps on: a waiter for its
+// readers and one for its writers, and the deadline of each direction
+// (net.Conn's SetDeadline, SetReadDeadline and SetWriteDeadline, which each
+// socket type forwards to Set).
+type Waits struct {
+	Rd, Wr     Waiter
+	rdDL, wrDL LazyDeadline
+}
+
+// Set moves the deadline of the directions in d to t (zero: none), waking
+// that direction's sleepers if t has passed.
+func (w *Waits) Set(clk clock.Clock, t time.Time, d Dir) {
+	if d&Read != 0 {
+		w.rdDL.Set(clk, t, &w.Rd)
+	}
+	if d&Write != 0 {
+		w.wrDL.Set(clk, t, &w.Wr)
+	}
+}
+
+// ReadPassed and WritePassed report whether that direction's deadline has
+// passed.
+func (w *Waits) ReadPassed() bool  { return w.rdDL.Passed() }
+func (w *Waits) WritePassed() bool { return w.wrDL.Passed() }
+
+// Wake wakes the sleepers of both directions.
+func (w *Waits) Wake() {
+	w.Rd.Wake()
+	w.Wr.Wake()
+}
+
+// Stop stops both deadlines' timers (the socket is closed).
+func (w *Waits) Stop() {
+	w.rdDL.Stop()
+	w.wrDL.Stop()
 }
