@@ -55,7 +55,9 @@
 // ListenConfig is the counterpart of net.ListenConfig: it sets the
 // listen(2) backlog and SO_REUSEPORT, several listeners on one port, each
 // with its own queues and accept loop, among which new connections are
-// spread by flow hash.
+// spread by flow hash — or, for members that call
+// Listener.SetIncomingCPU(i) (SO_INCOMING_CPU), given to the member of the
+// shard that receives them: Stack.Shards says how many there are.
 //
 // # Sysctls
 //

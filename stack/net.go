@@ -42,6 +42,10 @@ type ListenConfig struct {
 	// connections are spread over them by flow hash. Every member must
 	// set it (EADDRINUSE otherwise). With net.ipv4.tcp_migrate_req=1 a
 	// member that closes hands its pending connections to the others.
+	// A member that calls (*Listener).SetIncomingCPU(i) takes the
+	// connections shard i receives instead (SO_INCOMING_CPU): one member
+	// per shard, each with its own accept loop, keeps a connection's
+	// handshake and accept beside the shard that carries it.
 	ReusePort bool
 }
 

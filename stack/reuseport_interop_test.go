@@ -167,3 +167,81 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestInteropReusePortIncomingCPU: a two-queue TAP, two shards and one
+// SO_REUSEPORT listener per shard, each naming its shard with
+// SO_INCOMING_CPU (nginx's per-RX-queue workers). Every kernel connection is
+// accepted by the listener of the shard that carries it — its own
+// getsockopt(SO_INCOMING_CPU) says which — both listeners get some, and each
+// connection echoes.
+func TestInteropReusePortIncomingCPU(t *testing.T) {
+	ns := netnstest.New(t)
+	tap, err := ns.OpenTAP("tap0", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := stack.New(stack.Config{Shards: 2})
+	if err != nil {
+		tap.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Attach(tap, stackAddr); err != nil {
+		t.Fatal(err)
+	}
+	ns.AddrAdd("tap0", kernelAddr.String())
+	ns.LinkUp("tap0")
+	if st.Shards() != 2 {
+		t.Fatalf("Shards() = %d, want 2", st.Shards())
+	}
+	lc := &stack.ListenConfig{Stack: st, Backlog: 64, ReusePort: true}
+	var lns [2]*stack.Listener
+	for i := range lns {
+		l, err := lc.Listen(context.Background(), "tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		lns[i] = l.(*stack.Listener)
+		lns[i].SetIncomingCPU(i)
+	}
+	const n = 32
+	clients := kernelDials(t, ns, "10.0.0.2:80", n)
+	testwait.Until(t, "every connection in an accept queue", func() bool {
+		_, qa := lns[0].QueueLens()
+		_, qb := lns[1].QueueLens()
+		return qa+qb == n
+	})
+	var per [2]int
+	for i, l := range lns {
+		_, q := l.QueueLens()
+		for range q {
+			c, err := l.AcceptTCP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.IncomingCPU() != i {
+				t.Errorf("listener %d (SO_INCOMING_CPU %d) accepted %v, whose segments shard %d takes",
+					i, i, c.RemoteAddr(), c.IncomingCPU())
+			}
+			per[i]++
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}
+	if per[0] == 0 || per[1] == 0 {
+		t.Fatalf("accepted %d and %d: all %d connections came in on one shard", per[0], per[1], n)
+	}
+	buf := make([]byte, 1)
+	for i, c := range clients {
+		c.SetDeadline(testwait.Deadline(t))
+		if _, err := c.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil || buf[0] != byte(i) {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+}

@@ -171,6 +171,19 @@ func (s *Stack) Attach(link Link, addr netip.Prefix) error {
 	return nil
 }
 
+// Shards is the number of the device's input backlogs (the per-CPU softnet
+// queues, Config.Shards), numbered from 0 as Stats().Softnet lists them and
+// as Listener.SetIncomingCPU names them; 0 without a link.
+func (s *Stack) Shards() int {
+	s.mu.Lock()
+	dev := s.dev
+	s.mu.Unlock()
+	if dev == nil {
+		return 0
+	}
+	return dev.Shards()
+}
+
 // AddRoute adds a route to dst through gw, as `ip route add` does; a
 // zero-length dst prefix (0.0.0.0/0) sets the default gateway. The gateway
 // must be on-link; a zero gw makes dst itself on-link. It needs an

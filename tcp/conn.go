@@ -16,6 +16,7 @@ import (
 // Buffers are allocated on first use, so an idle connection stays small.
 func (s *Stack) newConn(id tuple, mtu int) *Conn {
 	c := &Conn{s: s, id: id, state: StateClose}
+	c.incomingCPU.Store(-1)
 	c.rtt.rto = initRTO
 	c.rec.cong = &congestion.Sender{Cwnd: initCwnd, Ssthresh: infiniteSsthresh}
 	c.rec.reordering = int(s.sys.Reordering.Load())
@@ -277,6 +278,12 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.w.Set(c.s.clock, t, sockwait.Write)
 	return nil
 }
+
+// IncomingCPU is getsockopt(SO_INCOMING_CPU): the device shard that took
+// the connection's last segment (sk_incoming_cpu_update in tcp_v4_rcv),
+// -1 before any. An SO_REUSEPORT member that set the same value on its
+// listener (Listener.SetIncomingCPU) accepted it on that shard's behalf.
+func (c *Conn) IncomingCPU() int { return int(c.incomingCPU.Load()) }
 
 // SetNoDelay turns Nagle's algorithm off (true) or on (TCP_NODELAY).
 func (c *Conn) SetNoDelay(noDelay bool) error {

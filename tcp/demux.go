@@ -17,6 +17,7 @@ type segment struct {
 	wnd           uint16
 	opts          wire.TCPOptions
 	payload       []byte
+	shard         int // the device shard (CPU) that received it
 }
 
 func (sg *segment) has(f uint8) bool { return sg.flags&f != 0 }
@@ -65,6 +66,7 @@ func (s *Stack) Deliver(src, dst netip.Addr, b []byte, shard int, csumValid bool
 	sg.flags = t.Flags()
 	sg.wnd = t.Window()
 	sg.payload = t.Payload()
+	sg.shard = shard
 	if !sg.has(wire.TCPFlagACK) {
 		sg.ack = 0
 	}
@@ -81,6 +83,9 @@ func (s *Stack) Deliver(src, dst netip.Addr, b []byte, shard int, csumValid bool
 	var out outBatch
 	switch {
 	case c != nil:
+		if c.incomingCPU.Load() != int32(shard) { // sk_incoming_cpu_update
+			c.incomingCPU.Store(int32(shard))
+		}
 		c.input(&sg, &out)
 	case l != nil:
 		l.input(&sg, &out)
@@ -106,7 +111,8 @@ func (s *Stack) lookupListener(local netip.AddrPort) []*Listener {
 // whose SYN queue holds it (the request sock is found in the established
 // hash in Linux) and anything else to the member the flow hash selects
 // (reuseport_select_sock): a SYN, or the ACK that returns a syncookie, which
-// the same hash brings back to the listener that sent the cookie.
+// the same hash brings back to the listener that sent the cookie. Members
+// that set SO_INCOMING_CPU take the flows of their shard first.
 func (s *Stack) pickListener(g []*Listener, sg *segment) *Listener {
 	switch len(g) {
 	case 0:
@@ -125,7 +131,21 @@ func (s *Stack) pickListener(g []*Listener, sg *segment) *Listener {
 			}
 		}
 	}
-	return g[s.reuseportIndex(sg.local, sg.remote, len(g))]
+	i := s.reuseportIndex(sg.local, sg.remote, len(g))
+	// reuseport_select_sock_by_hash: from the hashed member on, the first
+	// whose SO_INCOMING_CPU is the shard taking the segment; without one,
+	// the hashed member. A cookie ACK of the flow comes in on the same
+	// shard (the device's flow hash), so it finds the same member.
+	for k := range g {
+		j := i + k
+		if j >= len(g) {
+			j -= len(g)
+		}
+		if int(g[j].incomingCPU.Load()) == sg.shard {
+			return g[j]
+		}
+	}
+	return g[i]
 }
 
 // reuseportIndex is reuseport_select_sock's choice among n listeners:

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,6 +19,10 @@ type Listener struct {
 	s         *Stack
 	addr      netip.AddrPort
 	reusePort bool // SO_REUSEPORT: one of a group sharing addr
+	// incomingCPU is SO_INCOMING_CPU (sk_incoming_cpu), -1: unset. In a
+	// reuseport group the member whose value is the shard that received a
+	// SYN takes that connection.
+	incomingCPU atomic.Int32
 
 	mu           sync.Mutex
 	backlog      int // sk_max_ack_backlog
@@ -76,6 +81,7 @@ func (s *Stack) ListenOpts(laddr netip.AddrPort, backlog int, o ListenOptions) (
 	}
 	l := &Listener{s: s, addr: laddr, reusePort: o.ReusePort, synq: make(map[tuple]*reqSock),
 		closeCh: make(chan struct{})}
+	l.incomingCPU.Store(-1)
 	l.backlog = s.clampBacklog(backlog)
 	s.listeners[laddr] = append(g[:len(g):len(g)], l)
 	return l, nil
@@ -96,6 +102,21 @@ func (l *Listener) SetBacklog(n int) {
 	l.backlog = l.s.clampBacklog(n)
 	l.mu.Unlock()
 }
+
+// SetIncomingCPU is SO_INCOMING_CPU: in an SO_REUSEPORT group, a new
+// connection whose segments the device's shard cpu receives goes to a
+// member that set cpu (reuseport_select_sock_by_hash looks for one from the
+// hashed member on), so its handshake, its accept and — with one accept
+// loop per member — its first reads run beside that shard, as nginx's
+// per-worker reuseport listeners do with one per RX queue. Other flows are
+// spread by hash as before; a negative cpu unsets it. Shards are numbered
+// from 0 (netdev.Device.Shards; stack.Stack.Softnet lists them).
+func (l *Listener) SetIncomingCPU(cpu int) {
+	l.incomingCPU.Store(int32(max(cpu, -1)))
+}
+
+// IncomingCPU is getsockopt(SO_INCOMING_CPU): the value set, -1 if none.
+func (l *Listener) IncomingCPU() int { return int(l.incomingCPU.Load()) }
 
 // SetDeferAccept is TCP_DEFER_ACCEPT: a handshake completes only when data
 // arrives (or after d, on the last SYN-ACK retransmission). d is converted

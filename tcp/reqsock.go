@@ -312,6 +312,7 @@ func (l *Listener) synRecvSock(r *reqSock, sg *segment, mtu int) *Conn {
 		return nil
 	}
 	c := s.newConn(r.key, mtu)
+	c.incomingCPU.Store(int32(sg.shard))
 	c.snd.iss, c.rcv.irs = r.iss, r.irs
 	c.snd.una, c.snd.nxt, c.snd.bufSeq = r.iss+1, r.iss+1, r.iss+1
 	c.rcv.nxt = r.irs + 1

@@ -234,3 +234,68 @@ func TestReusePortCloseMigrates(t *testing.T) {
 		}
 	}
 }
+
+// TestReusePortIncomingCPU: members that set SO_INCOMING_CPU take every
+// connection their shard receives (reuseport_select_sock_by_hash), the
+// handshake's ACK and a syncookie's ACK included; a shard no member names
+// keeps the flow hash's choice; unsetting restores the hash.
+func TestReusePortIncomingCPU(t *testing.T) {
+	for _, cookies := range []int64{1, 2} {
+		h := newHarness(t, func(s *Sysctls) { s.Syncookies.Store(cookies) })
+		g := h.reuseGroup(3, 128)
+		g[0].SetIncomingCPU(1)
+		g[1].SetIncomingCPU(0)
+		if g[0].IncomingCPU() != 1 || g[2].IncomingCPU() != -1 {
+			t.Fatalf("IncomingCPU %d, %d; want 1 and -1 (unset)", g[0].IncomingCPU(), g[2].IncomingCPU())
+		}
+		want := map[int]*Listener{0: g[1], 1: g[0]}
+		hashed := map[*Listener]bool{}
+		for p := uint16(9000); p < 9048; p++ {
+			shard := int(p % 3)
+			o, ok := want[shard]
+			if !ok {
+				o = h.owner(g, p) // shard 2: nobody's, the hash decides
+				hashed[o] = true
+			}
+			h.inject(seg{src: p, dst: 80, seq: 1000, flags: fS, shard: shard, opts: &wire.TCPOptions{MSS: 1460, HasMSS: true, WScale: -1}})
+			e := h.expect().SYNACK().Ack(1001)
+			h.inject(seg{src: p, dst: 80, seq: 1001, ack: e.seg.Seq() + 1, flags: fA, shard: shard})
+			for _, l := range g {
+				syn, acc := l.QueueLens()
+				if l == o && acc != 1 || l != o && acc != 0 || syn != 0 {
+					t.Fatalf("cookies=%d port %d shard %d: listener %p holds SYN %d accept %d; want the child on %p only",
+						cookies, p, shard, l, syn, acc, o)
+				}
+			}
+			c, err := o.AcceptTCP()
+			if err != nil || c.RemoteAddrPort().Port() != p {
+				t.Fatalf("port %d: accepted %v %v", p, c, err)
+			}
+			if c.IncomingCPU() != shard {
+				t.Fatalf("port %d: the child's SO_INCOMING_CPU is %d, want its shard %d", p, c.IncomingCPU(), shard)
+			}
+		}
+		if len(hashed) < 2 {
+			t.Fatal("shard 2's flows all hashed to one member: the test shows nothing for them")
+		}
+		// Unset: shard 0's SYNs spread by hash again, each in its member's
+		// SYN queue (with cookies always on, none is queued).
+		g[1].SetIncomingCPU(-1)
+		g[0].SetIncomingCPU(-1)
+		per := map[*Listener]int{}
+		for p := uint16(9100); p < 9130; p++ {
+			h.inject(seg{src: p, dst: 80, seq: 1000, flags: fS, shard: 0, opts: &wire.TCPOptions{MSS: 1460, HasMSS: true, WScale: -1}})
+			h.expect().SYNACK()
+			per[h.owner(g, p)]++
+		}
+		if len(per) < 2 {
+			t.Fatal("the hash put 30 flows on one member: the test shows nothing")
+		}
+		for i, l := range g {
+			syn, _ := l.QueueLens()
+			if cookies == 1 && syn != per[l] || cookies == 2 && syn != 0 {
+				t.Fatalf("cookies=%d, unset: listener %d SYN queue %d, want %d", cookies, i, syn, per[l])
+			}
+		}
+	}
+}

@@ -66,6 +66,7 @@ type seg struct {
 	zwnd     bool   // advertise a zero window
 	opts     *wire.TCPOptions
 	data     []byte
+	shard    int // the device shard that delivers it
 }
 
 const (
@@ -97,7 +98,7 @@ func (h *harness) injectFrom(src netip.Addr, sg seg) {
 	}
 	copy(b[hl:], sg.data)
 	wire.TCP(b).SetChecksum(wire.TCPChecksum(src, hLocal, b))
-	h.s.Deliver(src, hLocal, b, 0, false)
+	h.s.Deliver(src, hLocal, b, sg.shard, false)
 }
 
 // synOpts are the options of a Linux SYN.

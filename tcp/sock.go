@@ -45,7 +45,8 @@ type Conn struct {
 	tsOff              uint32
 	tsRecent           uint32
 	tsOn, sackOn, wsOn bool
-	errSoft            uint8 // sk_err_soft: the last ICMP error (an errno) of a connection that goes on
+	errSoft            uint8        // sk_err_soft: the last ICMP error (an errno) of a connection that goes on
+	incomingCPU        atomic.Int32 // shard of the last segment taken (sk_incoming_cpu), -1: none
 	tsRecentStamp      stamp
 	lastOOWAck         stamp // last out-of-window reply (tp->last_oow_ack_time)
 	synRetries         int32

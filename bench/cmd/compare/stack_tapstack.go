@@ -71,6 +71,11 @@ func listenTapstack(c serverConfig) (net.Listener, served, error) {
 			}
 			lns = append(lns, ln)
 		}
+		if c.Reuse == s.Shards() { // one member per shard: SO_INCOMING_CPU, as tapnet.ListenTCP
+			for i, ln := range lns {
+				ln.(*stack.Listener).SetIncomingCPU(i)
+			}
+		}
 		return fanIn(lns), st, nil
 	}
 	ln, err := s.ListenTCP(c.Addr, c.Backlog)

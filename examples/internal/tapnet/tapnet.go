@@ -65,7 +65,10 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 // ListenTCP opens the examples' TCP listener on addr: one, or with
 // reuseport > 1 that many SO_REUSEPORT listeners sharing addr, each with
 // its own SYN and accept queues, for an accept loop apiece (nginx's
-// per-worker reuseport). Connections are spread over them by flow hash.
+// per-worker reuseport). Connections are spread over them by flow hash;
+// when there are as many listeners as the stack has shards, listener i also
+// sets SO_INCOMING_CPU to shard i, so it takes the connections that shard
+// receives (the per-RX-queue workers of a tuned nginx).
 func (env *Env) ListenTCP(addr netip.AddrPort, backlog, reuseport int) ([]net.Listener, error) {
 	if reuseport < 1 || reuseport > 1024 {
 		return nil, UsageError{Err: fmt.Errorf("-reuseport %d: want 1..1024", reuseport)}
@@ -88,6 +91,11 @@ func (env *Env) ListenTCP(addr netip.AddrPort, backlog, reuseport int) ([]net.Li
 			return nil, err
 		}
 		lns = append(lns, ln)
+	}
+	if reuseport == env.Stack.Shards() {
+		for i, ln := range lns {
+			ln.(*stack.Listener).SetIncomingCPU(i)
+		}
 	}
 	return lns, nil
 }
