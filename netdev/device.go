@@ -77,6 +77,11 @@ type Device struct {
 	quit      chan struct{}
 	wg        sync.WaitGroup
 	closeErr  error
+	// txGate is held for reading while a transmit queue's drainer
+	// goroutine is started (txwg.Add); Close takes it once closing is set,
+	// so none starts after, and then waits for those running (txwg).
+	txGate sync.RWMutex
+	txwg   sync.WaitGroup
 
 	rxRunt, rxOtherHost, rxBadBytes, rxUnknown, rxErrors atomic.Uint64
 
@@ -166,9 +171,12 @@ func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
 		d.startOnce.Do(func() {}) // a Start racing with Close starts nothing
 		d.closing.Store(true)
+		d.txGate.Lock() // no transmit drainer starts after this
+		d.txGate.Unlock()
 		d.closeErr = d.link.Close()
 		close(d.quit)
 		d.wg.Wait()
+		d.txwg.Wait() // the link is closed: their writes fail fast
 		for _, s := range d.shards {
 			s.purge()
 		}

@@ -91,7 +91,7 @@ func (d *Device) xmit(q int, b *pkt.Buffer, mss int) error {
 // drainTx writes the frames others queued while this goroutine wrote, at
 // most quota of them (quota < 0: until the queue is empty), then hands the
 // queue to a goroutine of its own, as net_tx_action takes over a qdisc
-// whose quota ran out.
+// whose quota ran out. Device.Close waits for that goroutine.
 func (d *Device) drainTx(t *txQueue, q, quota int) {
 	for ; ; quota-- {
 		t.mu.Lock()
@@ -105,7 +105,20 @@ func (d *Device) drainTx(t *txQueue, q, quota int) {
 		}
 		if quota == 0 {
 			t.mu.Unlock()
-			go d.drainTx(t, q, -1)
+			d.txGate.RLock()
+			if d.closing.Load() {
+				// Close waits for the drainers it knows: past it, this
+				// goroutine drains the rest itself, on a closed link.
+				d.txGate.RUnlock()
+				quota = -1
+				continue
+			}
+			d.txwg.Add(1)
+			d.txGate.RUnlock()
+			go func() {
+				defer d.txwg.Done()
+				d.drainTx(t, q, -1)
+			}()
 			return
 		}
 		f := t.ring[t.head]

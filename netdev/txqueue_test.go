@@ -3,9 +3,12 @@ package netdev
 import (
 	"encoding/binary"
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tapstack/tapstack/internal/pkt"
 	"github.com/tapstack/tapstack/internal/testenv/testwait"
@@ -21,6 +24,9 @@ type gateLink struct {
 	entered map[uint32]chan struct{} // closed when the write of that tag begins
 	fail    map[uint32]bool
 	closed  chan struct{}
+
+	afterClose  int           // writes refused after Close
+	closedDelay time.Duration // how long each of those takes
 }
 
 func newGateLink() *gateLink {
@@ -53,7 +59,20 @@ func (l *gateLink) WriteFrame(_ int, b []byte) error {
 	l.mu.Unlock()
 	if g != nil {
 		close(e)
-		<-g
+		select {
+		case <-g:
+		case <-l.closed: // closing the link ends a blocked write
+			return net.ErrClosed
+		}
+	}
+	select {
+	case <-l.closed:
+		l.mu.Lock()
+		l.afterClose++
+		l.mu.Unlock()
+		time.Sleep(l.closedDelay) // a closed link still takes a moment per write
+		return net.ErrClosed
+	default:
 	}
 	if fail {
 		return syscall.EIO
@@ -191,5 +210,45 @@ func TestTxQueueWriterQuota(t *testing.T) {
 		if tag != uint32(i) {
 			t.Fatalf("frame %d written as %d: reordered at the hand-over", i, tag)
 		}
+	}
+}
+
+// TestCloseWaitsForTheTxDrainer: the goroutine a writer hands its queue to
+// when its quota runs out (net_tx_action's) belongs to the device: Close
+// returns only after it has ended, every frame it held written or refused
+// by the closed link and counted, none left behind.
+func TestCloseWaitsForTheTxDrainer(t *testing.T) {
+	l := newGateLink()
+	l.closedDelay = 200 * time.Microsecond
+	d := New(l, Config{Shards: 1})
+	const queued = 200
+	entered, open := l.gate(0)
+	lateEntered, _ := l.gate(devTxWeight + 10) // never opened: Close ends it
+	first := make(chan error, 1)
+	go func() { first <- d.Transmit(peerMAC, wire.EtherTypeIPv4, tagged(0)) }()
+	testwait.Recv(t, entered, "the first frame's write to begin")
+	for tag := uint32(1); tag <= queued; tag++ {
+		if err := d.Transmit(peerMAC, wire.EtherTypeIPv4, tagged(tag)); err != nil {
+			t.Fatalf("frame %d: %v", tag, err)
+		}
+	}
+	open()
+	if err := testwait.Recv(t, first, "the first sender to hand over its queue"); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Recv(t, lateEntered, "the device's drainer to block in a write")
+	d.Close()
+	l.mu.Lock()
+	written, refused := len(l.written), l.afterClose
+	l.mu.Unlock()
+	errs := d.shards[0].txErrors.Load()
+	// The blocked write and every frame after it failed on the closed link.
+	if written != devTxWeight+10 || uint64(refused+1) != errs || written+int(errs) != queued+1 {
+		t.Fatalf("after Close: %d written, %d refused by the closed link, %d tx errors; want %d written and the other %d counted as errors",
+			written, refused, errs, devTxWeight+10, queued+1-(devTxWeight+10))
+	}
+	buf := make([]byte, 1<<20)
+	if st := string(buf[:runtime.Stack(buf, true)]); strings.Contains(st, "drainTx") {
+		t.Fatalf("a transmit drainer outlived Close:\n%s", st)
 	}
 }
