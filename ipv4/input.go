@@ -45,7 +45,10 @@ func (l *Layer) ipInput(b *pkt.Buffer) {
 	}
 	// fib_validate_source with accept_local=0: one of our own addresses as
 	// the source of a packet from the wire (a land attack) is a martian.
-	if !b.Loopback && l.classify(src) == kindLocal {
+	// (A local route's range is not: with `local 0.0.0.0/0` for a
+	// forwarder every source would be; Linux confines such a route to a
+	// policy-routing table the sources never meet.)
+	if !b.Loopback && l.assigned(src) {
 		l.ctr.inc(cInAddrErrors)
 		return
 	}

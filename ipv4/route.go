@@ -23,6 +23,7 @@ type pmtuEntry struct {
 type routeTable struct {
 	mu     sync.RWMutex
 	addrs  []netip.Prefix // our addresses with their prefix length
+	local  []netip.Prefix // local routes: every address in them is ours (AnyIP)
 	routes []route        // most specific first
 	pmtu   map[netip.Addr]pmtuEntry
 }
@@ -51,6 +52,29 @@ func (l *Layer) AddAddress(p netip.Prefix) error {
 	}
 	t.addrs = append(t.addrs, p)
 	t.insert(route{dst: p.Masked()})
+	return nil
+}
+
+// AddLocalRoute makes every address of p ours, as `ip route add local p
+// dev lo` does (an RTN_LOCAL route of the local table, Linux's "AnyIP"):
+// packets to any of them are delivered to the transports instead of dropped
+// as someone else's (IpInAddrErrors), so a forwarder (tcp.Forwarder) or a
+// socket bound to one of them takes them, and replies leave from that
+// address. Broadcast and multicast prefixes are refused.
+func (l *Layer) AddLocalRoute(p netip.Prefix) error {
+	if !p.IsValid() || !p.Addr().Is4() || p.Masked().Addr().IsMulticast() {
+		return ErrAddress
+	}
+	p = p.Masked()
+	t := &l.rt
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, x := range t.local {
+		if x == p {
+			return nil
+		}
+	}
+	t.local = append(t.local, p)
 	return nil
 }
 
@@ -123,6 +147,11 @@ func (t *routeTable) classify(a netip.Addr) addrKind {
 			return kindBroadcast
 		}
 	}
+	for _, p := range t.local {
+		if p.Contains(a) {
+			return kindLocal
+		}
+	}
 	return kindUnicast
 }
 
@@ -133,6 +162,19 @@ func subnetBroadcast(p netip.Prefix) netip.Addr {
 	host := uint32(1)<<(32-p.Bits()) - 1
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// assigned reports whether a is one of the addresses on the interface
+// (not merely inside a local route).
+func (l *Layer) assigned(a netip.Addr) bool {
+	l.rt.mu.RLock()
+	defer l.rt.mu.RUnlock()
+	for _, p := range l.rt.addrs {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
 }
 
 // classify reports what a is to this host.

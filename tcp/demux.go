@@ -76,6 +76,9 @@ func (s *Stack) Deliver(src, dst netip.Addr, b []byte, shard int, csumValid bool
 	var g []*Listener
 	if c == nil {
 		g = s.lookupListener(sg.local)
+		if len(g) == 0 {
+			g = s.listeners[fwdKey] // any destination no listener holds (forwarder.go)
+		}
 	}
 	s.mu.RUnlock()
 	l := s.pickListener(g, &sg)

@@ -36,6 +36,7 @@ type Listener struct {
 	wait    sockwait.Waiter
 	closeCh chan struct{}
 	dl      sockwait.Deadline
+	fwd     *Forwarder // set on the forwarder's listener (forwarder.go)
 }
 
 // ListenOptions are the socket options a listener takes before listen(2).
@@ -241,6 +242,11 @@ func (l *Listener) Close() error {
 	}
 	for _, r := range reqs {
 		r.timer.Stop()
+		if r.fr != nil {
+			l.mu.Lock()
+			r.fr.finishLocked(nil, net.ErrClosed)
+			l.mu.Unlock()
+		}
 	}
 	for _, c := range q {
 		var out outBatch

@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"log/slog"
+	"syscall"
 	"time"
 
 	"github.com/tapstack/tapstack/internal/clock"
@@ -23,9 +24,12 @@ type reqSock struct {
 	tsOff      uint32
 	rcvWnd     uint16 // window advertised in the SYN-ACK
 	numTimeout int
-	acked      bool // an ACK was seen but could not complete (inet_rsk(req)->acked)
+	acked      bool  // an ACK was seen but could not complete (inet_rsk(req)->acked)
+	pending    bool  // a forwarder's handler has not answered: no SYN-ACK yet
+	pendRounds uint8 // timer rounds spent pending (they are not retransmissions)
 	sentAt     time.Time
 	timer      clock.Timer
+	fr         *ForwarderRequest // the forwarder's handle on it, nil on a listener
 }
 
 // input handles a segment for this listener's port (Linux tcp_v4_do_rcv
@@ -134,7 +138,13 @@ func (l *Listener) connRequest(sg *segment, out *outBatch, mtu int) {
 	*rp = r
 	l.synq[r.key] = rp
 	l.young++
-	l.sendSynAck(rp, out, false)
+	if l.fwd != nil {
+		// The forwarder's handler answers, on its own goroutine.
+		rp.pending = true
+		rp.fr = l.fwdRequest(rp.key, nil)
+	} else {
+		l.sendSynAck(rp, out, false)
+	}
 	rp.timer = s.clock.AfterFunc(initRTO, rp.onTimer)
 }
 
@@ -173,6 +183,19 @@ func (r *reqSock) onTimer() {
 		return
 	}
 	maxRetries := int(s.sys.SynackRetries.Load())
+	if r.pending {
+		// Waiting for the handler: no SYN-ACK to repeat; give up after the
+		// time the retransmissions would have taken.
+		if int(r.pendRounds) >= maxRetries {
+			l.dropReq(r)
+			r.fr.finishLocked(nil, syscall.ETIMEDOUT)
+		} else {
+			r.pendRounds++
+			r.timer.Reset(min(initRTO<<r.pendRounds, maxRTO))
+		}
+		l.mu.Unlock()
+		return
+	}
 	qlen := len(l.synq)
 	if qlen<<1 > max(8, l.backlog) {
 		// Under pressure old requests get fewer retries than young ones.
@@ -206,6 +229,9 @@ func (r *reqSock) onTimer() {
 		r.timer.Reset(min(initRTO<<r.numTimeout, maxRTO))
 	} else {
 		l.dropReq(r)
+		if r.fr != nil {
+			r.fr.finishLocked(nil, syscall.ETIMEDOUT)
+		}
 	}
 	l.mu.Unlock()
 	s.flush(&out)
@@ -231,6 +257,17 @@ func (l *Listener) checkReq(r *reqSock, sg *segment, out *outBatch, mtu int) *Co
 	s := l.s
 	m := &s.mib
 	flags := sg.flags & (wire.TCPFlagSYN | wire.TCPFlagACK | wire.TCPFlagRST)
+	if r.pending {
+		// The peer has seen nothing of us yet: its retransmitted SYN waits
+		// for the handler with the first, and only a RST in sequence ends
+		// the request.
+		if flags&wire.TCPFlagRST != 0 && sg.seq == r.irs+1 {
+			m.inc(cEmbryonicRsts)
+			l.dropReq(r)
+			r.fr.finishLocked(nil, syscall.ECONNRESET)
+		}
+		return nil
+	}
 	if sg.seq == r.irs && flags == wire.TCPFlagSYN {
 		// A retransmitted SYN: retransmit the SYN-ACK (inet_rtx_syn_ack).
 		l.sendSynAck(r, out, false)
@@ -260,6 +297,9 @@ func (l *Listener) checkReq(r *reqSock, sg *segment, out *outBatch, mtu int) *Co
 		}
 		m.inc(cEmbryonicRsts)
 		l.dropReq(r)
+		if r.fr != nil {
+			r.fr.finishLocked(nil, syscall.ECONNRESET)
+		}
 		return nil
 	}
 	if flags&wire.TCPFlagACK == 0 {
@@ -286,6 +326,9 @@ func (l *Listener) checkReq(r *reqSock, sg *segment, out *outBatch, mtu int) *Co
 		return nil
 	}
 	l.dropReq(r)
+	if r.fr != nil {
+		r.fr.finishLocked(child, nil)
+	}
 	return child
 }
 
@@ -342,9 +385,19 @@ func (l *Listener) synRecvSock(r *reqSock, sg *segment, mtu int) *Conn {
 	m.inc(cPassiveOpens)
 	c.mu.Lock()
 	c.establish()
-	c.listener = l
+	if l.fwd == nil {
+		c.listener = l
+	}
 	c.mu.Unlock()
 	s.markProven(r.key.remote.Addr())
+	if l.fwd != nil {
+		// A forwarder's child goes to its request's Accept, or — completed
+		// by a syncookie, with no request — to a new handler call.
+		if r.fr == nil {
+			l.fwdRequest(r.key, c)
+		}
+		return c
+	}
 	l.acceptq = append(l.acceptq, c)
 	l.notify()
 	return c

@@ -22,6 +22,7 @@ type harness struct {
 	s    *Stack
 	mu   sync.Mutex
 	out  [][]byte
+	src  []netip.Addr // each emitted segment's source address
 	peer netip.Addr
 }
 
@@ -53,6 +54,7 @@ func (h *harness) Output(src, dst netip.Addr, proto uint8, b *pkt.Buffer) error 
 	}
 	h.mu.Lock()
 	h.out = append(h.out, data)
+	h.src = append(h.src, src)
 	h.mu.Unlock()
 	return nil
 }
@@ -66,7 +68,8 @@ type seg struct {
 	zwnd     bool   // advertise a zero window
 	opts     *wire.TCPOptions
 	data     []byte
-	shard    int // the device shard that delivers it
+	shard    int        // the device shard that delivers it
+	to       netip.Addr // destination address; zero: hLocal
 }
 
 const (
@@ -97,8 +100,12 @@ func (h *harness) injectFrom(src netip.Addr, sg seg) {
 		wire.EncodeTCPOptions(b[20:hl], sg.opts)
 	}
 	copy(b[hl:], sg.data)
-	wire.TCP(b).SetChecksum(wire.TCPChecksum(src, hLocal, b))
-	h.s.Deliver(src, hLocal, b, sg.shard, false)
+	dst := hLocal
+	if sg.to.IsValid() {
+		dst = sg.to
+	}
+	wire.TCP(b).SetChecksum(wire.TCPChecksum(src, dst, b))
+	h.s.Deliver(src, dst, b, sg.shard, false)
 }
 
 // synOpts are the options of a Linux SYN.
@@ -113,6 +120,16 @@ type expectation struct {
 	h    *harness
 	seg  wire.TCP
 	opts wire.TCPOptions
+	src  netip.Addr
+}
+
+// From checks the segment's source address.
+func (e *expectation) From(a netip.Addr) *expectation {
+	e.h.t.Helper()
+	if e.src != a {
+		e.fail("from %v, want %v", e.src, a)
+	}
+	return e
 }
 
 // pending returns how many segments wait to be checked.
@@ -130,8 +147,8 @@ func (h *harness) expect() *expectation {
 		h.t.Fatalf("expected a segment, none sent")
 	}
 	s := wire.TCP(h.out[0])
-	h.out = h.out[1:]
-	e := &expectation{h: h, seg: s}
+	e := &expectation{h: h, seg: s, src: h.src[0]}
+	h.out, h.src = h.out[1:], h.src[1:]
 	if err := wire.ParseTCPOptions(s.Options(), &e.opts); err != nil {
 		h.t.Fatalf("stack sent bad options: %v", err)
 	}
@@ -148,7 +165,7 @@ func (h *harness) expectNone() {
 	}
 }
 
-func (h *harness) drain() { h.mu.Lock(); h.out = nil; h.mu.Unlock() }
+func (h *harness) drain() { h.mu.Lock(); h.out, h.src = nil, nil; h.mu.Unlock() }
 
 func (e *expectation) fail(format string, args ...any) {
 	e.h.t.Helper()

@@ -491,17 +491,23 @@ type SocketInfo struct {
 func (s *Stack) Sockets() []SocketInfo {
 	s.mu.RLock()
 	var out []SocketInfo
+	row := func(c *Conn) {
+		c.mu.Lock()
+		si := SocketInfo{State: "UNCONN", Local: c.local, Remote: c.remote, RecvQ: c.rmemAlloc,
+			SendQ: int(c.wmem.Load()), RcvBuf: c.rcvbuf, SndBuf: int(c.sndbuf.Load()), Drops: c.drops, Datagrams: c.n}
+		c.mu.Unlock()
+		if c.remote.IsValid() {
+			si.State = "ESTAB"
+		}
+		out = append(out, si)
+	}
 	for _, list := range s.ports {
 		for _, c := range list {
-			c.mu.Lock()
-			si := SocketInfo{State: "UNCONN", Local: c.local, Remote: c.remote, RecvQ: c.rmemAlloc,
-				SendQ: int(c.wmem.Load()), RcvBuf: c.rcvbuf, SndBuf: int(c.sndbuf.Load()), Drops: c.drops, Datagrams: c.n}
-			c.mu.Unlock()
-			if c.remote.IsValid() {
-				si.State = "ESTAB"
-			}
-			out = append(out, si)
+			row(c)
 		}
+	}
+	for _, c := range s.flows { // the forwarder's endpoints
+		row(c)
 	}
 	s.mu.RUnlock()
 	sortSockets(out)

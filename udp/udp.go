@@ -63,11 +63,16 @@ type Stack struct {
 	clock clock.Clock
 	sys   *Sysctls
 
-	mu     sync.RWMutex
-	ports  map[uint16][]*Conn // bound sockets by local port
+	mu    sync.RWMutex
+	ports map[uint16][]*Conn // bound sockets by local port
+	// flows holds the forwarder's endpoints by four-tuple as well: a
+	// proxy's thousands of flows to one port are found without a scan.
+	flows  map[flowKey]*Conn
 	closed bool
 
 	mib [numCounters]atomic.Uint64
+
+	fwd atomic.Pointer[Forwarder] // takes what no socket holds (forwarder.go)
 }
 
 // New returns a UDP layer over cfg.Network.
@@ -118,6 +123,9 @@ func (s *Stack) Deliver(src, dst netip.Addr, payload []byte, csumValid, broadcas
 	c := s.lookupLocked(from, to)
 	s.mu.RUnlock()
 	if c == nil {
+		if f := s.fwd.Load(); f != nil {
+			return s.forward(f, from, to, u.Payload())
+		}
 		s.mib[cNoPorts].Add(1)
 		return NoPort
 	}
@@ -131,6 +139,9 @@ func (s *Stack) Deliver(src, dst netip.Addr, payload []byte, csumValid, broadcas
 // exactly from beats one bound to dst, which beats one bound to 0.0.0.0; a
 // socket connected elsewhere or bound to another address never matches.
 func (s *Stack) lookupLocked(from, to netip.AddrPort) *Conn {
+	if c := s.flows[flowKey{to, from}]; c != nil {
+		return c // a forwarder's endpoint: the best score there is
+	}
 	var best *Conn
 	bestScore := -1
 	for _, c := range s.ports[to.Port()] {
@@ -257,6 +268,10 @@ func (s *Stack) freeLocked(addr netip.Addr, port uint16) bool {
 func (s *Stack) unbind(c *Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.flows[flowKey{c.local, c.remote}] == c {
+		delete(s.flows, flowKey{c.local, c.remote})
+		return
+	}
 	list := s.ports[c.local.Port()]
 	for i, o := range list {
 		if o == c {
@@ -278,6 +293,9 @@ func (s *Stack) Close() {
 	var all []*Conn
 	for _, list := range s.ports {
 		all = append(all, list...)
+	}
+	for _, c := range s.flows {
+		all = append(all, c)
 	}
 	s.mu.Unlock()
 	for _, c := range all {

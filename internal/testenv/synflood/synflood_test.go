@@ -21,6 +21,31 @@ import (
 	"github.com/tapstack/tapstack/wire"
 )
 
+// TestGeneratorSpreadsDests: with Dests each SYN goes to an address of
+// the prefix, checksummed for it, and the prefix is covered.
+func TestGeneratorSpreadsDests(t *testing.T) {
+	cfg := Config{Target: netip.MustParseAddrPort("10.99.0.1:80"), Sources: netip.MustParsePrefix("198.18.0.0/15"),
+		Dests: netip.MustParsePrefix("10.99.0.0/28")}
+	g := newGenerator(cfg, 7)
+	var b [synLen]byte
+	seen := map[netip.Addr]bool{}
+	for range 1000 {
+		g.fill(b[:])
+		dst := netip.AddrFrom4([4]byte(b[16:20]))
+		if !cfg.Dests.Contains(dst) {
+			t.Fatalf("destination %v outside %v", dst, cfg.Dests)
+		}
+		seen[dst] = true
+		src := netip.AddrFrom4([4]byte(b[12:16]))
+		if ^wire.Checksum(b[:ipHeaderLen], 0) != 0 || ^wire.Checksum(b[ipHeaderLen:], wire.PseudoHeaderSum(src, dst, unix.IPPROTO_TCP, tcpHeaderLen)) != 0 {
+			t.Fatal("a checksum does not verify for the drawn destination")
+		}
+	}
+	if len(seen) != 16 {
+		t.Fatalf("%d of the prefix's 16 destinations drawn in 1000 SYNs", len(seen))
+	}
+}
+
 func TestGeneratorWritesValidSYNs(t *testing.T) {
 	tests := []struct {
 		name    string
