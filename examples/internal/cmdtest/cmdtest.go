@@ -45,7 +45,15 @@ type Child struct {
 // ends.
 func Start(t testing.TB, env, ready string, args ...string) *Child {
 	t.Helper()
-	c := &Child{Cmd: Command(env, args...), Out: &Buffer{}, t: t}
+	return StartCmd(t, Command(env, args...), ready)
+}
+
+// StartCmd is Start for a command the test built itself (one run with `ip
+// netns exec`, say): cmd must re-execute the test binary with env set, as
+// Command does.
+func StartCmd(t testing.TB, cmd *exec.Cmd, ready string) *Child {
+	t.Helper()
+	c := &Child{Cmd: cmd, Out: &Buffer{}, t: t}
 	c.Cmd.Stdout, c.Cmd.Stderr = c.Out, c.Out
 	if err := c.Cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -104,7 +104,21 @@ func (env *Env) ListenTCP(addr netip.AddrPort, backlog, reuseport int) ([]net.Li
 type Env struct {
 	Stack   *stack.Stack
 	Addr    netip.Prefix
+	Dev     string // the TAP's name
+	NetNS   string // the namespace that holds it ("": the process's)
 	cleanup []func()
+}
+
+// IP runs ip(8) with args on the kernel's side of the TAP: in -netns when
+// one was given (ip -n NS ...).
+func (env *Env) IP(args ...string) error {
+	if env.NetNS != "" {
+		args = append([]string{"-n", env.NetNS}, args...)
+	}
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // UsageError marks a bad flag value; the examples exit 2 on it.
@@ -169,15 +183,8 @@ func (f *Flags) Up() (*Env, error) {
 }
 
 func (env *Env) up(f *Flags, peer netip.Prefix) error {
-	ip := func(args ...string) error {
-		if f.NetNS != "" {
-			args = append([]string{"-n", f.NetNS}, args...)
-		}
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-		}
-		return nil
-	}
+	env.NetNS, env.Dev = f.NetNS, f.Tap
+	ip := env.IP
 	// A plain TAP (water) or, with -offload, one with a virtio-net header
 	// over which the kernel exchanges 64 KB TCP super-frames.
 	var tap interface {
