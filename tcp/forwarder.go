@@ -40,6 +40,7 @@ var fwdKey = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
 type Forwarder struct {
 	l       *Listener
 	handler func(*ForwarderRequest)
+	orphans int // undecided requests no longer on the SYN queue (guarded by l.mu)
 }
 
 // NewForwarder installs the stack's forwarder (one per stack; a second is
@@ -69,10 +70,13 @@ func (s *Stack) NewForwarder(maxInFlight int, handler func(*ForwarderRequest)) (
 }
 
 // InFlight is the number of handshakes in progress: requests awaiting the
-// handler's decision or the peer's ACK (the SYN queue's length).
+// handler's decision or the peer's ACK (the SYN queue), and requests whose
+// handler has not yet answered although they ended (expired, reset by the
+// peer): it never passes maxInFlight, nor do the handlers deciding.
 func (f *Forwarder) InFlight() int {
-	n, _ := f.l.QueueLens()
-	return n
+	f.l.mu.Lock()
+	defer f.l.mu.Unlock()
+	return f.l.inFlightLocked()
 }
 
 // Close removes the forwarder: connections no listener holds are reset
@@ -85,6 +89,7 @@ type ForwarderRequest struct {
 	l          *Listener
 	key        tuple
 	decided    bool  // Accept, Reset or Drop was called (guarded by l.mu)
+	orphaned   bool  // ended before the decision: counted in Forwarder.orphans
 	child      *Conn // the established connection, once there is one
 	err        error // why no connection came, once that is known
 	done       chan struct{}
@@ -104,6 +109,19 @@ func (r *ForwarderRequest) finishLocked(c *Conn, err error) {
 	}
 	r.child, r.err, r.doneClosed = c, err, true
 	close(r.done)
+	if err != nil && !r.decided && !r.l.closed {
+		r.orphaned = true
+		r.l.fwd.orphans++
+	}
+}
+
+// decideLocked marks the handler's answer; caller holds r.l.mu.
+func (r *ForwarderRequest) decideLocked() {
+	r.decided = true
+	if r.orphaned {
+		r.orphaned = false
+		r.l.fwd.orphans--
+	}
 }
 
 // Accept answers the SYN with a SYN-ACK and waits for the handshake: it
@@ -119,7 +137,7 @@ func (r *ForwarderRequest) Accept() (*Conn, error) {
 		l.mu.Unlock()
 		return nil, errDecided
 	}
-	r.decided = true
+	r.decideLocked()
 	if rq := l.synq[r.key]; rq != nil && rq.fr == r && rq.pending {
 		rq.pending = false
 		l.sendSynAck(rq, &out, false)
@@ -158,7 +176,7 @@ func (r *ForwarderRequest) refuse(rst bool) {
 		l.mu.Unlock()
 		return
 	}
-	r.decided = true
+	r.decideLocked()
 	child := r.child
 	if rq := l.synq[r.key]; rq != nil && rq.fr == r {
 		l.dropReq(rq)

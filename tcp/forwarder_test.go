@@ -158,12 +158,14 @@ func TestForwarderMaxInFlight(t *testing.T) {
 	}
 }
 
-// TestForwarderUndecidedExpires: a request the handler never answers holds
-// its place until the SYN-ACK retransmissions would have ended
-// (tcp_synack_retries), then is dropped and a late Accept says ETIMEDOUT.
+// TestForwarderUndecidedExpires: a request the handler never answers
+// leaves the SYN queue when the SYN-ACK retransmissions would have ended
+// (tcp_synack_retries), but its handler still counts against maxInFlight
+// until it decides — a late Accept says ETIMEDOUT — so a slow handler
+// cannot make the forwarder run more handlers than maxInFlight.
 func TestForwarderUndecidedExpires(t *testing.T) {
-	h := newHarness(t, nil)
-	f, reqs := h.forwarder(4)
+	h := newHarness(t, func(s *Sysctls) { s.Syncookies.Store(0) })
+	f, reqs := h.forwarder(1)
 	h.inject(fwdSYN(7000, 25))
 	r := testwait.Recv(t, reqs, "the handler's call")
 	total := time.Duration(0)
@@ -176,12 +178,22 @@ func TestForwarderUndecidedExpires(t *testing.T) {
 	}
 	h.after(maxRTO)
 	h.expectNone()
-	if f.InFlight() != 0 {
-		t.Fatalf("InFlight %d after the retransmission time, want 0", f.InFlight())
+	if syn, _ := f.l.QueueLens(); syn != 0 || f.InFlight() != 1 {
+		t.Fatalf("after the retransmission time: SYN queue %d, InFlight %d; want 0 and 1 (the handler has not answered)", syn, f.InFlight())
+	}
+	h.inject(fwdSYN(7001, 25)) // the slot is still the undecided handler's
+	if h.s.Counter("TcpExtTCPReqQFullDrop") != 1 || len(reqs) != 0 {
+		t.Fatalf("a SYN while the only handler is undecided: ReqQFullDrop %d, handler calls %d; want it dropped",
+			h.s.Counter("TcpExtTCPReqQFullDrop"), len(reqs))
 	}
 	if _, err := r.Accept(); !errors.Is(err, syscall.ETIMEDOUT) {
 		t.Fatalf("late Accept: %v, want ETIMEDOUT", err)
 	}
+	if f.InFlight() != 0 {
+		t.Fatalf("InFlight %d after the handler answered, want 0", f.InFlight())
+	}
+	h.inject(fwdSYN(7002, 25))
+	testwait.Recv(t, reqs, "the next request's call")
 }
 
 // TestForwarderListenerFirst: a listener bound to the port takes its

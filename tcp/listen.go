@@ -318,4 +318,14 @@ func (l *Listener) migrate(siblings []*Listener, reqs map[tuple]*reqSock, q []*C
 func (l *Listener) acceptqFull() bool { return len(l.acceptq) > l.backlog }
 
 // synqFull mirrors inet_csk_reqsk_queue_is_full (queue length ≥ backlog).
-func (l *Listener) synqFull() bool { return len(l.synq) >= l.backlog }
+func (l *Listener) synqFull() bool { return l.inFlightLocked() >= l.backlog }
+
+// inFlightLocked is the SYN queue's length; on a forwarder also the
+// requests that left it undecided (their handlers still run, and Accept
+// will tell them why), so that no more handlers run than maxInFlight.
+func (l *Listener) inFlightLocked() int {
+	if l.fwd != nil {
+		return len(l.synq) + l.fwd.orphans
+	}
+	return len(l.synq)
+}
