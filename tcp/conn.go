@@ -23,7 +23,7 @@ func (s *Stack) newConn(id tuple, mtu int) *Conn {
 	c.rec.rack.reoWndSteps = 1
 	c.rec.undoRetrans = -1
 	c.rec.cc = s.newCongestionControl()
-	c.rcv.advMSS = max(mtu-40, 88)
+	c.rcv.advMSS = max(mtu-headersLen(id.remote.Addr()), 88)
 	c.snd.peerMSS = 536
 	c.snd.mss = min(c.rcv.advMSS, 536)
 	c.rec.cong.MSS = c.snd.mss

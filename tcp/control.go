@@ -105,8 +105,8 @@ func (c *Conn) timedOut() {
 // the MSS to the path MTU and resend what is outstanding in smaller
 // segments, without treating it as congestion.
 func (c *Conn) mtuReduced(mtu int, out *outBatch) {
-	m := mtu - 40
-	if m < 68-40 || (c.snd.pmtuMSS > 0 && m >= c.snd.pmtuMSS) || m >= c.snd.mss+tsLen(c) {
+	m := mtu - headersLen(c.id.remote.Addr())
+	if mtu < minMTU(c.id.remote.Addr()) || (c.snd.pmtuMSS > 0 && m >= c.snd.pmtuMSS) || m >= c.snd.mss+tsLen(c) {
 		return
 	}
 	c.snd.pmtuMSS = max(m, 88)
@@ -115,6 +115,25 @@ func (c *Conn) mtuReduced(mtu int, out *outBatch) {
 		return
 	}
 	c.simpleRetransmit(out)
+}
+
+// headersLen is the IP and TCP headers' length without options: what the
+// MTU leaves for an MSS (Linux's advmss: dst_mtu − sizeof iphdr or ipv6hdr
+// − sizeof tcphdr).
+func headersLen(a netip.Addr) int {
+	if a.Unmap().Is4() {
+		return 20 + 20
+	}
+	return 40 + 20
+}
+
+// minMTU is the smallest path MTU a fragmentation-needed or Packet Too Big
+// may set: IPv4's 68 (RFC 791), IPv6's 1280 (RFC 8200 §5).
+func minMTU(a netip.Addr) int {
+	if a.Unmap().Is4() {
+		return 68
+	}
+	return 1280
 }
 
 func tsLen(c *Conn) int {

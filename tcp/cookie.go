@@ -32,7 +32,7 @@ func (l *Listener) cookieCheck(sg *segment, out *outBatch, mtu int) (child *Conn
 	}
 	m.inc(cSyncookiesRecv)
 	r := reqSock{l: l, key: tuple{sg.local, sg.remote}, iss: sg.ack - 1, irs: sg.seq - 1,
-		peerMSS: mss, advMSS: uint16(max(mtu-40, 88)), sndWscale: -1,
+		peerMSS: mss, advMSS: uint16(max(mtu-headersLen(sg.remote.Addr()), 88)), sndWscale: -1,
 		tsOff: s.tsOffset(sg.local, sg.remote)}
 	r.rcvWnd = uint16(min(int(s.sys.RmemDefault.Load()), 0xffff))
 	if sg.opts.HasTS && sg.opts.TSEcr != 0 && s.sys.Timestamps.Load() != 0 {

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 
 	"github.com/tapstack/tapstack/internal/pkt"
-	"github.com/tapstack/tapstack/internal/siphash"
 	"github.com/tapstack/tapstack/wire"
 )
 
@@ -99,14 +98,26 @@ func (s *Stack) Deliver(src, dst netip.Addr, b []byte, shard int, csumValid bool
 }
 
 // lookupListener mirrors __inet_lookup_listener: exact address first,
-// then the wildcard address. Caller holds s.mu.
+// then the wildcard address of the segment's family, then for IPv4 a
+// dual-stack [::] listener. Caller holds s.mu.
 // It returns the listener, or the SO_REUSEPORT group, bound there. Caller
 // holds s.mu.
 func (s *Stack) lookupListener(local netip.AddrPort) []*Listener {
 	if g := s.listeners[local]; len(g) > 0 {
 		return g
 	}
-	return s.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]
+	if !local.Addr().Is4() {
+		return s.listeners[netip.AddrPortFrom(netip.IPv6Unspecified(), local.Port())]
+	}
+	if g := s.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]; len(g) > 0 {
+		return g
+	}
+	// A dual-stack listener on [::] takes IPv4 as well unless IPV6_V6ONLY
+	// (an AF_INET socket scores higher in compute_score, so it comes first).
+	if g := s.listeners[netip.AddrPortFrom(netip.IPv6Unspecified(), local.Port())]; len(g) > 0 && !g[0].v6only {
+		return g
+	}
+	return nil
 }
 
 // pickListener chooses the listener of group g for sg, called without s.mu.
@@ -154,8 +165,7 @@ func (s *Stack) pickListener(g []*Listener, sg *segment) *Listener {
 // reuseportIndex is reuseport_select_sock's choice among n listeners:
 // reciprocal_scale of the connection's flow hash (inet_ehashfn, keyed).
 func (s *Stack) reuseportIndex(local, remote netip.AddrPort, n int) int {
-	h := uint32(siphash.Sum4u32(s.ehashKey, addrWord(local.Addr()), addrWord(remote.Addr()),
-		uint32(local.Port())<<16|uint32(remote.Port()), 0))
+	h := uint32(addrHash(s.ehashKey, local.Addr(), remote.Addr(), uint32(local.Port())<<16|uint32(remote.Port()), 0))
 	return int(uint64(h) * uint64(n) >> 32)
 }
 

@@ -19,6 +19,7 @@ type Listener struct {
 	s         *Stack
 	addr      netip.AddrPort
 	reusePort bool // SO_REUSEPORT: one of a group sharing addr
+	v6only    bool // IPV6_V6ONLY on a [::] listener
 	// incomingCPU is SO_INCOMING_CPU (sk_incoming_cpu), -1: unset. In a
 	// reuseport group the member whose value is the shard that received a
 	// SYN takes that connection.
@@ -48,6 +49,11 @@ type ListenOptions struct {
 	// stays with that listener. Joining an address held without it, or
 	// holding one without it that a group holds, is EADDRINUSE.
 	ReusePort bool
+	// V6Only is IPV6_V6ONLY: a listener on [::] takes IPv6 connections
+	// only. Without it (Linux's default, net.ipv6.bindv6only=0) it is
+	// dual-stack and takes IPv4 ones too, for which no IPv4 listener holds
+	// the port; their addresses are plain IPv4, as Go's net shows them.
+	V6Only bool
 }
 
 // Listen opens a listener on laddr (port 0: an ephemeral port). backlog
@@ -63,6 +69,10 @@ func (s *Stack) ListenOpts(laddr netip.AddrPort, backlog int, o ListenOptions) (
 	}
 	if !laddr.Addr().IsValid() {
 		laddr = netip.AddrPortFrom(netip.IPv4Unspecified(), laddr.Port())
+	}
+	laddr = netip.AddrPortFrom(laddr.Addr().Unmap(), laddr.Port())
+	if o.V6Only && laddr.Addr().Is4() {
+		return nil, opErr(os.NewSyscallError("setsockopt", syscall.ENOPROTOOPT)) // IPV6_V6ONLY on AF_INET
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,7 +90,7 @@ func (s *Stack) ListenOpts(laddr netip.AddrPort, backlog int, o ListenOptions) (
 	if len(g) > 0 && (!o.ReusePort || !g[0].reusePort) {
 		return nil, opErr(os.NewSyscallError("bind", syscall.EADDRINUSE))
 	}
-	l := &Listener{s: s, addr: laddr, reusePort: o.ReusePort, synq: make(map[tuple]*reqSock),
+	l := &Listener{s: s, addr: laddr, reusePort: o.ReusePort, v6only: o.V6Only, synq: make(map[tuple]*reqSock),
 		closeCh: make(chan struct{})}
 	l.incomingCPU.Store(-1)
 	l.backlog = s.clampBacklog(backlog)

@@ -109,7 +109,7 @@ func (l *Listener) connRequest(sg *segment, out *outBatch, mtu int) {
 	}
 	now := s.clock.Now()
 	r := reqSock{l: l, key: tuple{sg.local, sg.remote}, irs: sg.seq, sndWscale: -1,
-		advMSS: uint16(max(mtu-40, 88)), peerMSS: 536, tsOff: s.tsOffset(sg.local, sg.remote)}
+		advMSS: uint16(max(mtu-headersLen(sg.remote.Addr()), 88)), peerMSS: 536, tsOff: s.tsOffset(sg.local, sg.remote)}
 	o := &sg.opts
 	if o.HasMSS && o.MSS > 0 {
 		r.peerMSS = o.MSS

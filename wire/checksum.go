@@ -56,13 +56,24 @@ func ChecksumCombine(a, b uint16) uint16 {
 	return uint16(s + s>>16)
 }
 
-// PseudoHeaderSum is the partial sum of the IPv4 pseudo-header used by TCP
-// and UDP (RFC 9293 §3.1): addresses, protocol and transport length.
+// PseudoHeaderSum is the partial sum of the pseudo-header used by TCP
+// and UDP: addresses, protocol and transport length — IPv4's (RFC 9293
+// §3.1) or, for IPv6 addresses, IPv6's (RFC 8200 §8.1).
 func PseudoHeaderSum(src, dst netip.Addr, proto uint8, length int) uint16 {
-	s := src.As4()
-	d := dst.As4()
-	sum := uint64(binary.BigEndian.Uint32(s[:])) + uint64(binary.BigEndian.Uint32(d[:])) +
-		uint64(proto) + uint64(length)
+	if src.Is4() && dst.Is4() {
+		s := src.As4()
+		d := dst.As4()
+		sum := uint64(binary.BigEndian.Uint32(s[:])) + uint64(binary.BigEndian.Uint32(d[:])) +
+			uint64(proto) + uint64(length)
+		return fold(sum)
+	}
+	// IPv6 (RFC 8200 §8.1): both addresses, the upper-layer length as 32
+	// bits and the next header; the same one's-complement sum of words.
+	s, d := src.As16(), dst.As16()
+	sum := uint64(proto) + uint64(uint32(length))
+	for i := 0; i < 16; i += 4 {
+		sum += uint64(binary.BigEndian.Uint32(s[i:])) + uint64(binary.BigEndian.Uint32(d[i:]))
+	}
 	return fold(sum)
 }
 

@@ -27,11 +27,27 @@ const (
 	MaxAge = 2
 )
 
-// msstab is Linux's IPv4 table (1440 covers PPPoE's 1452 with options).
-var msstab = [4]uint16{536, 1300, 1440, 1460}
+// msstab is Linux's IPv4 table (1440 covers PPPoE's 1452 with options);
+// msstab6 its IPv6 one (syncookies.c in net/ipv6: the minimum MTU, then
+// common MTUs, less the 60 bytes of IPv6 and TCP headers).
+var (
+	msstab  = [4]uint16{536, 1300, 1440, 1460}
+	msstab6 = [4]uint16{1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60}
+)
 
-// MSSTable returns the MSS values a cookie can carry, smallest first.
+// MSSTable returns the MSS values an IPv4 cookie can carry, smallest first.
 func MSSTable() [4]uint16 { return msstab }
+
+// MSSTable6 returns those of an IPv6 cookie.
+func MSSTable6() [4]uint16 { return msstab6 }
+
+// table is the MSS table for a connection from src.
+func table(src netip.AddrPort) *[4]uint16 {
+	if src.Addr().Unmap().Is4() {
+		return &msstab
+	}
+	return &msstab6
+}
 
 // Jar holds the two secret keys; the zero Jar is usable but insecure.
 type Jar struct {
@@ -46,12 +62,12 @@ func NewJar(secret [32]byte) *Jar {
 // cookieTime mirrors tcp_cookie_time: minutes, as a wrapping counter.
 func cookieTime(now time.Time) uint32 { return uint32(now.Unix() / 60) }
 
-// mssIndex picks the largest table entry not above mss, or the smallest
+// mssIndex picks the largest entry of tab not above mss, or the smallest
 // entry when mss is below all of them (cookie_v4_init_sequence's loop).
-func mssIndex(mss uint16) uint32 {
-	i := len(msstab) - 1
+func mssIndex(tab *[4]uint16, mss uint16) uint32 {
+	i := len(tab) - 1
 	for ; i > 0; i-- {
-		if mss >= msstab[i] {
+		if mss >= tab[i] {
 			break
 		}
 	}
@@ -82,11 +98,12 @@ func (j *Jar) hash(src, dst netip.AddrPort, count uint32, c int) uint32 {
 // MSS the cookie encodes (to be advertised in the SYN-ACK and used by the
 // child socket). Mirrors cookie_v4_init_sequence → secure_tcp_syn_cookie.
 func (j *Jar) Make(src, dst netip.AddrPort, clientISN uint32, mss uint16, now time.Time) (isn uint32, mssUsed uint16) {
-	idx := mssIndex(mss)
+	tab := table(src)
+	idx := mssIndex(tab, mss)
 	count := cookieTime(now)
 	isn = j.hash(src, dst, 0, 0) + clientISN + count<<cookieBits +
 		((j.hash(src, dst, count, 1) + idx) & cookieMask)
-	return isn, msstab[idx]
+	return isn, tab[idx]
 }
 
 // Check validates the cookie returned in the third handshake segment from
@@ -100,8 +117,9 @@ func (j *Jar) Check(src, dst netip.AddrPort, clientISN, cookie uint32, now time.
 		return 0, false
 	}
 	idx := (cookie - j.hash(src, dst, count-diff, 1)) & cookieMask
-	if idx >= uint32(len(msstab)) {
+	tab := table(src)
+	if idx >= uint32(len(tab)) {
 		return 0, false
 	}
-	return msstab[idx], true
+	return tab[idx], true
 }
