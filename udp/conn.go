@@ -38,6 +38,7 @@ type Conn struct {
 	s      *Stack
 	local  netip.AddrPort // bound address (possibly 0.0.0.0) and port
 	remote netip.AddrPort // connected peer; invalid when unconnected
+	v6only bool           // IPV6_V6ONLY on a [::] socket
 
 	mu        sync.Mutex
 	q         []dgram // ring of received datagrams
@@ -98,14 +99,33 @@ func txTruesize(n int) int {
 func clampBuf(v int64) int { return max(int(v), sockMinRcvbuf) }
 
 // Listen opens a socket bound to laddr (an unspecified address: every
-// address; port 0: an ephemeral port), udp_lib_get_port's rules.
+// address; port 0: an ephemeral port), udp_lib_get_port's rules. A socket
+// on [::] is dual-stack: it takes IPv4 datagrams too (see ListenOptions).
 func (s *Stack) Listen(laddr netip.AddrPort) (*Conn, error) {
+	return s.ListenOpts(laddr, ListenOptions{})
+}
+
+// ListenOptions are the options a socket takes before bind(2).
+type ListenOptions struct {
+	// V6Only is IPV6_V6ONLY: a socket on [::] takes IPv6 only, and then
+	// shares its port with an IPv4 socket on 0.0.0.0. Without it (Linux's
+	// default) the two conflict (EADDRINUSE).
+	V6Only bool
+}
+
+// ListenOpts is Listen with options.
+func (s *Stack) ListenOpts(laddr netip.AddrPort, o ListenOptions) (*Conn, error) {
 	c := s.newConn()
 	a := laddr.Addr()
 	if !a.IsValid() {
 		a = netip.IPv4Unspecified()
 	}
-	if err := s.bind(c, a.Unmap(), laddr.Port()); err != nil {
+	a = a.Unmap()
+	if o.V6Only && a.Is4() {
+		return nil, &net.OpError{Op: "listen", Net: "udp", Addr: net.UDPAddrFromAddrPort(laddr), Err: os.NewSyscallError("setsockopt", syscall.ENOPROTOOPT)}
+	}
+	c.v6only = o.V6Only
+	if err := s.bind(c, a, laddr.Port()); err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "udp", Source: nil, Addr: net.UDPAddrFromAddrPort(laddr), Err: osErr("bind", err)}
 	}
 	return c, nil
@@ -119,8 +139,9 @@ func (s *Stack) Dial(laddr, raddr netip.AddrPort) (*Conn, error) {
 	fail := func(err error) (*Conn, error) {
 		return nil, &net.OpError{Op: "dial", Net: "udp", Addr: net.UDPAddrFromAddrPort(raddr), Err: err}
 	}
-	if !raddr.Addr().Is4() || raddr.Port() == 0 {
-		return fail(&net.AddrError{Err: "not an IPv4 address and port", Addr: raddr.String()})
+	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
+	if !raddr.Addr().IsValid() || raddr.Port() == 0 {
+		return fail(&net.AddrError{Err: "not an address and port", Addr: raddr.String()})
 	}
 	src := laddr.Addr()
 	if !src.IsValid() || src.IsUnspecified() {
@@ -325,8 +346,15 @@ func (c *Conn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	if !addr.IsValid() {
 		return 0, c.opErr("write", addr, syscall.EDESTADDRREQ)
 	}
-	if !addr.Addr().Is4() || addr.Port() == 0 {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if !addr.Addr().IsValid() || addr.Port() == 0 {
 		return 0, c.opErr("write", addr, syscall.EINVAL)
+	}
+	switch la := c.local.Addr(); {
+	case la.Is4() && !addr.Addr().Is4():
+		return 0, c.opErr("write", addr, syscall.EAFNOSUPPORT) // an AF_INET socket
+	case la.Is6() && addr.Addr().Is4() && (c.v6only || !la.IsUnspecified()):
+		return 0, c.opErr("write", addr, syscall.ENETUNREACH) // udpv6_sendmsg: no v4-mapped path
 	}
 	if len(p) > MaxPayload {
 		return 0, c.opErr("write", addr, syscall.EMSGSIZE)

@@ -31,7 +31,10 @@ func (n *capNet) OutputPMTU(src, dst netip.Addr, _ uint8, _ PMTUDisc, b *pkt.Buf
 	return nil
 }
 
-func (n *capNet) Route(netip.Addr) (netip.Addr, int, error) {
+func (n *capNet) Route(dst netip.Addr) (netip.Addr, int, error) {
+	if dst.Is6() {
+		return netip.MustParseAddr("fd00::1"), 1500, nil
+	}
 	return netip.MustParseAddr("10.0.0.2"), 1500, nil
 }
 

@@ -1,4 +1,4 @@
-// Package udp is UDP over IPv4 (RFC 768) as Linux implements it: sockets
+// Package udp is UDP (RFC 768) over IPv4 and IPv6 as Linux implements it: sockets
 // bound to an address and port or connected to a peer, demultiplexed as
 // __udp4_lib_lookup does, a receive queue per socket bounded by SO_RCVBUF
 // with truesize accounting (__udp_enqueue_schedule_skb), ICMP errors handed
@@ -136,7 +136,8 @@ func (s *Stack) Deliver(src, dst netip.Addr, payload []byte, csumValid, broadcas
 }
 
 // lookupLocked is __udp4_lib_lookup's scoring: a socket connected to
-// exactly from beats one bound to dst, which beats one bound to 0.0.0.0; a
+// exactly from beats one bound to dst, which beats one bound to the
+// wildcard of dst's family, which beats a dual-stack [::] one for IPv4; a
 // socket connected elsewhere or bound to another address never matches.
 func (s *Stack) lookupLocked(from, to netip.AddrPort) *Conn {
 	if c := s.flows[flowKey{to, from}]; c != nil {
@@ -146,11 +147,13 @@ func (s *Stack) lookupLocked(from, to netip.AddrPort) *Conn {
 	bestScore := -1
 	for _, c := range s.ports[to.Port()] {
 		score := 0
-		switch la := c.local.Addr(); {
-		case la == to.Addr():
-			score += 2
-		case !la.IsUnspecified():
+		switch exact, ok := c.takes(to.Addr()); {
+		case !ok:
 			continue
+		case exact:
+			score += 2
+		case c.local.Addr().Is4() == to.Addr().Is4():
+			score++ // compute_score: a socket of the datagram's own family first
 		}
 		if c.remote.IsValid() {
 			if c.remote != from {
@@ -169,7 +172,7 @@ func (s *Stack) deliverBroadcast(from, to netip.AddrPort, data []byte) Verdict {
 	s.mu.RLock()
 	var targets []*Conn
 	for _, c := range s.ports[to.Port()] {
-		if la := c.local.Addr(); !la.IsUnspecified() && la != to.Addr() {
+		if _, ok := c.takes(to.Addr()); !ok {
 			continue
 		}
 		if c.remote.IsValid() && c.remote != from {
@@ -240,7 +243,7 @@ func (s *Stack) bind(c *Conn, addr netip.Addr, port uint16) error {
 		start := rand.IntN(n)
 		for i := range n {
 			p := uint16(lo + (start+i)%n)
-			if s.freeLocked(addr, p) {
+			if s.freeLocked(addr, c.v6only, p) {
 				port = p
 				break
 			}
@@ -248,7 +251,7 @@ func (s *Stack) bind(c *Conn, addr netip.Addr, port uint16) error {
 		if port == 0 {
 			return syscall.EADDRNOTAVAIL
 		}
-	} else if !s.freeLocked(addr, port) {
+	} else if !s.freeLocked(addr, c.v6only, port) {
 		return syscall.EADDRINUSE
 	}
 	c.local = netip.AddrPortFrom(addr, port)
@@ -256,13 +259,40 @@ func (s *Stack) bind(c *Conn, addr netip.Addr, port uint16) error {
 	return nil
 }
 
-func (s *Stack) freeLocked(addr netip.Addr, port uint16) bool {
+func (s *Stack) freeLocked(addr netip.Addr, v6only bool, port uint16) bool {
 	for _, o := range s.ports[port] {
-		if la := o.local.Addr(); la == addr || la.IsUnspecified() || addr.IsUnspecified() {
+		if overlap(o.local.Addr(), o.v6only, addr, v6only) {
 			return false
 		}
 	}
 	return true
+}
+
+// overlap says whether sockets bound to a and b share an address
+// (inet_rcv_saddr_equal): equal, or one a wildcard covering the other — a
+// dual-stack [::] covers IPv4 too.
+func overlap(a netip.Addr, aOnly bool, b netip.Addr, bOnly bool) bool {
+	return a == b || covers(a, aOnly, b) || covers(b, bOnly, a)
+}
+
+func covers(w netip.Addr, v6only bool, a netip.Addr) bool {
+	switch {
+	case w == netip.IPv4Unspecified():
+		return a.Is4()
+	case w == netip.IPv6Unspecified():
+		return a.Is6() || !v6only
+	}
+	return false
+}
+
+// takes says whether c, by its bound address, takes a datagram to a, and
+// whether exactly.
+func (c *Conn) takes(a netip.Addr) (exact, ok bool) {
+	la := c.local.Addr()
+	if la == a {
+		return true, true
+	}
+	return false, covers(la, c.v6only, a)
 }
 
 func (s *Stack) unbind(c *Conn) {

@@ -47,14 +47,16 @@ func (u UDP) SetChecksum(c uint16) { binary.BigEndian.PutUint16(u[6:], c) }
 // computed none, which IPv4 allows (RFC 768).
 func (u UDP) VerifyChecksum(src, dst netip.Addr) bool {
 	if u.Checksum() == 0 {
-		return true
+		// No checksum: allowed over IPv4 (RFC 768), not over IPv6 (RFC
+		// 8200 §8.1; Linux udp6_csum_init drops it).
+		return src.Unmap().Is4()
 	}
 	return Checksum(u, PseudoHeaderSum(src, dst, IPProtocolUDP, len(u))) == 0xffff
 }
 
 // PrependUDP prepends a UDP header to the payload in b and fills in the
-// checksum over the IPv4 pseudo-header (a computed 0 is sent as 0xffff,
-// RFC 768).
+// checksum over the pseudo-header of the addresses' family (a computed 0 is
+// sent as 0xffff, RFC 768 and RFC 8200 §8.1).
 func PrependUDP(b *pkt.Buffer, src, dst netip.AddrPort) UDP {
 	u := UDP(b.Prepend(UDPHeaderLen))
 	binary.BigEndian.PutUint16(u[0:], src.Port())
