@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -39,9 +40,9 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | download | cps | rtt | hold | flood | http | udpblast | udprtt")
+	fs.StringVar(&f.workload, "client-workload", "", "internal: bulk | download | cps | rtt | hold | flood | http | udpblast | udprtt | fwd")
 	fs.StringVar(&f.target, "client-target", "", "internal: server addr:port")
-	fs.IntVar(&f.n, "client-n", 0, "internal: MB (bulk, download), pings (rtt, udprtt), connections (hold), legit connects (flood), datagrams (udpblast)")
+	fs.IntVar(&f.n, "client-n", 0, "internal: MB (bulk, download), pings (rtt, udprtt), connections (hold, fwd), legit connects (flood), datagrams (udpblast)")
 	fs.IntVar(&f.conc, "client-conc", 1, "internal: client goroutines")
 	fs.DurationVar(&f.dur, "client-duration", time.Second, "internal: duration (cps)")
 	fs.DurationVar(&f.timeout, "client-timeout", 2*time.Second, "internal: per-connection timeout")
@@ -91,6 +92,8 @@ func runClient(f clientFlags) error {
 		r, err = clientUDPBlast(target, f)
 	case "udprtt":
 		r, err = clientUDPRTT(target, f)
+	case "fwd":
+		r, err = clientForward(f)
 	default:
 		return fmt.Errorf("unknown workload %q", f.workload)
 	}
@@ -105,11 +108,16 @@ func runClient(f clientFlags) error {
 	}
 	b, _ := json.Marshal(r)
 	fmt.Printf("RESULT %s\n", b)
-	if f.workload == "hold" {
+	if f.workload == "hold" || f.workload == "fwd" {
 		_, _ = io.Copy(io.Discard, os.Stdin) // keep the connections until told
+		runtime.KeepAlive(clientHeld)
 	}
 	return nil
 }
+
+// clientHeld keeps the connections of hold and fwd reachable until stdin
+// closes: an unreachable net.Conn is closed by its finalizer.
+var clientHeld []net.Conn
 
 // clientBulk sends n MB on one connection; the server answers with the
 // byte count at EOF, which stops the clock. With -client-max-time it stops
@@ -348,6 +356,7 @@ func clientHold(target netip.AddrPort, f clientFlags) (clientResult, error) {
 		}()
 	}
 	wg.Wait()
+	clientHeld = conns
 	r := clientResult{Metrics: map[string]float64{"held": float64(f.n - int(failed.Load()))}}
 	if e := firstErr.Load(); e != nil {
 		r.Note = fmt.Sprintf("%d failed, first: %v", failed.Load(), e)

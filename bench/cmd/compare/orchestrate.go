@@ -225,10 +225,14 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options, rec
 	srvArgs := []string{"-serve", "-server-stack", d.Name, "-server-mode", w.ServerMode,
 		"-server-backlog", strconv.Itoa(w.Backlog), "-server-queues", strconv.Itoa(o.Queues), "-server-reuseport", strconv.Itoa(o.Reuse), "-server-offload=" + strconv.FormatBool(o.Offload),
 		"-server-cc", o.CC, "-server-txqueuelen", strconv.Itoa(o.TxQueueLen)}
-	hold := 0
+	hold, forward := 0, 0
 	if w.Hold != nil {
 		hold = w.Hold(o)
 		srvArgs = append(srvArgs, "-server-expect", strconv.Itoa(hold))
+	}
+	if w.Forward != nil {
+		forward = w.Forward(o)
+		srvArgs = append(srvArgs, "-server-expect", strconv.Itoa(forward))
 	}
 	var env []string
 	if n, ok := o.GOMAXPROCS[d.Name]; ok {
@@ -363,12 +367,23 @@ func runOne(topo *topology, self string, d *stackDef, w workload, o Options, rec
 		}
 		m["mb_per_10k"] = delta / float64(hold) * 10000 / (1 << 20)
 	}
+	if forward > 0 {
+		if err := forwardResult(srv, m, forward); err != nil {
+			return nil, cr.Note, err
+		}
+		// The client closes first, while the server can still answer
+		// (fwdmem.go: runForwardServer).
+		cli.stop()
+	}
 	fin, err := srv.finish()
 	if err != nil {
 		return nil, cr.Note, fmt.Errorf("server: %w", err)
 	}
 	rec.ServerCC = fin.CC
 	maps.Copy(m, fin.Counters)
+	if forward > 0 && int(m["srv_fwd_closed"]) != forward {
+		return nil, cr.Note, fmt.Errorf("the server saw %.0f of %d forwarded connections closed by the client", m["srv_fwd_closed"], forward)
+	}
 	return m, cr.Note, nil
 }
 

@@ -122,6 +122,10 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 		cells := map[string]cell{}
 		fmt.Fprintf(&b, "| %s |", label)
 		for _, s := range stacks {
+			if !runsOn(wls, wl, s) {
+				fmt.Fprintf(&b, " n/a |")
+				continue
+			}
 			cells[s] = summarize(recs, s, wl, key)
 			fmt.Fprintf(&b, " %s |", cells[s].render(format))
 		}
@@ -153,6 +157,7 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 		"Flood: spoofed sources from %v, routed back to the client netns and blackholed; 200 legit connect+1-byte-echo "+
 		"attempts, 10 at a time, 2 s timeout each. TAP queues for tapstack: %d (gVisor: 1); the TAP's txqueuelen: %s; tapstack's TAP offloads "+
 		"(IFF_VNET_HDR, TSO4/CSUM): %s. Server GOMAXPROCS: %s. TCP listeners per server (SO_REUSEPORT, an accept loop each): %d.\n", o.Rounds, 100*o.MaxBusy, o.BusyWait, spoofed, o.Queues, txqlenNote(o), map[bool]string{true: "on", false: "off"}[o.Offload], gomaxprocsNote(o), max(o.Reuse, 1))
+	b.WriteString(fwdNote(wls))
 	b.WriteString(renderUDP(stacks, wls, records))
 	if len(o.Loss) > 0 {
 		fmt.Fprintf(&b, "\nLoss (-loss): iptables drops TCP packets of port %d at random, each direction with the stated "+
@@ -176,6 +181,17 @@ func renderReport(o Options, argv []string, stacks []string, wls []workload, rec
 	}
 	b.WriteString("```\n")
 	return b.String()
+}
+
+// runsOn reports whether the workload named wl runs on stack s (a
+// forwarder workload does not where the stack has no forwarder).
+func runsOn(wls []workload, wl, s string) bool {
+	for _, w := range wls {
+		if w.Name == wl {
+			return slices.Contains(runStacks(w, []string{s}), s)
+		}
+	}
+	return true
 }
 
 func machineInfo() string {

@@ -51,6 +51,10 @@ type stackDef struct {
 	// control; DefaultCC names its own default (-cc default).
 	CheckCC   func(name string) error
 	DefaultCC func() string
+	// Forward builds the stack with its TCP forwarder taking every
+	// connection into fwdRange and handing it to h (fwdmem.go); nil: the
+	// stack has none.
+	Forward func(c serverConfig, h *fwdHolder) (served, error)
 }
 
 // served is what a stack's Listen leaves to the server: how to close the
@@ -126,9 +130,9 @@ type serverFlags struct {
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stack, "server-stack", "kernel", "internal: server stack")
-	fs.StringVar(&f.mode, "server-mode", "echo", "internal: echo | sink | source | hold | http")
+	fs.StringVar(&f.mode, "server-mode", "echo", "internal: echo | sink | source | hold | http | fwdmem")
 	fs.IntVar(&f.backlog, "server-backlog", 4096, "internal: listen backlog")
-	fs.IntVar(&f.expect, "server-expect", 0, "internal: hold mode: connections to wait for")
+	fs.IntVar(&f.expect, "server-expect", 0, "internal: hold, fwdmem: connections to wait for")
 	fs.IntVar(&f.queues, "server-queues", 1, "internal: TAP queues")
 	fs.IntVar(&f.reuse, "server-reuseport", 1, "internal: SO_REUSEPORT listeners")
 	fs.BoolVar(&f.offload, "server-offload", false, "internal: offload TAP (tapstack)")
@@ -165,6 +169,9 @@ func runServer(f serverFlags) error {
 	cfg := serverConfig{Addr: d.serverAddr(), Backlog: f.backlog, Queues: f.queues, Reuse: max(f.reuse, 1), Offload: f.offload, CC: f.cc, TxQueueLen: f.txqlen}
 	if isUDPMode(f.mode) {
 		return runUDPServer(d, f, cfg)
+	}
+	if f.mode == "fwdmem" {
+		return runForwardServer(d, f, cfg)
 	}
 	if d.Listen == nil {
 		return fmt.Errorf("%s serves the UDP sink only, not %q", f.stack, f.mode)

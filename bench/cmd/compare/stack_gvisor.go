@@ -25,7 +25,7 @@ import (
 
 func init() {
 	registerStack(&stackDef{Name: "gvisor", Label: "gVisor netstack (TAP)", TAP: true, Listen: listenGVisor, ListenPacket: listenPacketGVisor,
-		CheckCC: checkGVisorCC, DefaultCC: gvisorDefaultCC})
+		CheckCC: checkGVisorCC, DefaultCC: gvisorDefaultCC, Forward: forwardGVisor})
 }
 
 // newGVisorStack is a stack with IPv4, ARP, TCP and UDP.
@@ -123,6 +123,41 @@ func listenPacketGVisor(c serverConfig) (net.PacketConn, served, error) {
 		return fail("Bind udp", e)
 	}
 	return gonet.NewUDPConn(&wq, ep), st, nil
+}
+
+// forwardGVisor builds a gVisor stack on the TAP whose NIC takes packets
+// to any address (promiscuous) and sends from any (spoofing), with a
+// tcp.Forwarder as TCP's default handler: a SYN no endpoint takes starts a
+// handler goroutine, whose CreateEndpoint sends the SYN-ACK and waits for
+// the handshake; Complete frees the in-flight slot, and the connection
+// goes to h as a gonet.TCPConn (with its endpoint, for ConnCC).
+func forwardGVisor(c serverConfig, h *fwdHolder) (served, error) {
+	s, st, err := attachGVisor(c)
+	if err != nil {
+		return served{}, err
+	}
+	fail := func(what string, e tcpip.Error) (served, error) {
+		st.Close()
+		return served{}, fmt.Errorf("gvisor %s: %s", what, e)
+	}
+	if e := s.SetPromiscuousMode(1, true); e != nil {
+		return fail("SetPromiscuousMode", e)
+	}
+	if e := s.SetSpoofing(1, true); e != nil {
+		return fail("SetSpoofing", e)
+	}
+	fwd := tcp.NewForwarder(s, 0, fwdMaxInFlight, func(r *tcp.ForwarderRequest) {
+		wq := new(waiter.Queue)
+		ep, e := r.CreateEndpoint(wq)
+		r.Complete(false)
+		if e != nil {
+			h.fail(errors.New(e.String()))
+			return
+		}
+		h.serve(&gvisorConn{TCPConn: gonet.NewTCPConn(wq, ep), ep: ep})
+	})
+	s.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	return st, nil
 }
 
 // linuxRmemDefault is net.core.rmem_default of Linux (and of tapstack).

@@ -13,7 +13,7 @@ import (
 
 func init() {
 	registerStack(&stackDef{Name: "tapstack", Label: "tapstack (TAP)", TAP: true, Listen: listenTapstack, ListenPacket: listenPacketTapstack,
-		CheckCC: checkTapstackCC, DefaultCC: tapstackDefaultCC})
+		CheckCC: checkTapstackCC, DefaultCC: tapstackDefaultCC, Forward: forwardTapstack})
 }
 
 // tapstackDefaultCC is net.ipv4.tcp_congestion_control of a stack built
@@ -99,6 +99,34 @@ func listenPacketTapstack(c serverConfig) (net.PacketConn, served, error) {
 		return nil, served{}, err
 	}
 	return pc, st, nil
+}
+
+// forwardTapstack attaches a tapstack to a fresh TAP, makes fwdRange
+// local (AnyIP) and installs the TCP forwarder: every SYN into the range
+// reaches a handler, on a goroutine of its own, which accepts it (SYN-ACK,
+// then the established Conn) and hands the connection to h.
+func forwardTapstack(c serverConfig, h *fwdHolder) (served, error) {
+	s, st, err := attachTapstack(c)
+	if err != nil {
+		return served{}, err
+	}
+	if err := s.AddLocalRoute(fwdRange); err != nil {
+		st.Close()
+		return served{}, err
+	}
+	_, err = s.NewTCPForwarder(fwdMaxInFlight, func(r *stack.TCPForwarderRequest) {
+		conn, err := r.Accept()
+		if err != nil {
+			h.fail(err)
+			return
+		}
+		h.serve(conn)
+	})
+	if err != nil {
+		st.Close()
+		return served{}, err
+	}
+	return st, nil
 }
 
 // attachTapstack builds the stack on the TAP, configures the TAP's kernel

@@ -73,9 +73,19 @@ func udpSinkNames() []string {
 	return out
 }
 
-// runStacks are the stacks a workload runs on: the chosen ones, and for a
-// Raw workload the raw TAP reader after them.
+// runStacks are the stacks a workload runs on: the chosen ones (for a
+// Forward workload those with a forwarder), and for a Raw workload the raw
+// TAP reader after them.
 func runStacks(w workload, stacks []string) []string {
+	if w.Forward != nil {
+		var out []string
+		for _, s := range stacks {
+			if d := stackDefs[s]; d != nil && d.Forward != nil {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
 	if !w.Raw || stackDefs[rawStack] == nil {
 		return stacks
 	}

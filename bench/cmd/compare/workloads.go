@@ -40,6 +40,10 @@ type workload struct {
 	// around it (the TAP's or the veth's, udp.go); Raw runs it also
 	// against the raw TAP reader, the TAP's frame ceiling.
 	UDP, Raw bool
+
+	// Forward marks a forwarder workload (fwdmem.go): it runs only on the
+	// stacks that have a TCP forwarder, with this many connections.
+	Forward func(o Options) int
 }
 
 func pick(o Options, quick, full int) int {
@@ -122,6 +126,7 @@ var workloads = []workload{
 		},
 		Metrics: []metricDef{{"mb_per_10k", "memory per 10k idle connections (MB)", false, "%.1f"}},
 	},
+	fwdmemWorkload(),
 	floodWorkload("flood20k", 20000),
 	floodWorkload("flood100k", 100000),
 	httpWorkload(50, true),
