@@ -282,6 +282,9 @@ func (c *Conn) ackCleanSndBuf() {
 		k := min(c.snd.una.diff(c.snd.bufSeq), c.snd.buf.n)
 		c.snd.buf.consume(k)
 		c.snd.bufSeq = c.snd.bufSeq.add(k)
+		if c.snd.buf.n == 0 {
+			c.snd.buf.releaseSmall() // all acknowledged: back to the pool
+		}
 	}
 }
 

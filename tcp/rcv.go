@@ -180,6 +180,9 @@ func (c *Conn) read(p []byte, out *outBatch) int {
 	}
 	c.rcv.buf.readAt(0, p[:n])
 	c.rcv.buf.consume(n)
+	if c.rcv.buf.n == 0 && c.rcv.ofo.q == nil {
+		c.rcv.buf.releaseSmall() // all read, no hole: back to the pool
+	}
 	c.rcv.space.copied = c.rcv.space.copied.add(n)
 	c.rcvSpaceAdjust()
 	if c.state == StateEstablished || c.state == StateFinWait1 || c.state == StateFinWait2 {
