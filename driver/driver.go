@@ -1,7 +1,9 @@
 // Package driver holds the link drivers: a TAP device (github.com/songgao/water,
 // multi-queue), an in-memory pipe pair with impairment for tests, and a pcap
 // tee, an impairing wrapper for any link, and a TAP with virtio-net offloads
-// (GSO/TSO). They all satisfy Link, the one interface the device layer sees.
+// (GSO/TSO); and two links that carry bare IP packets (L3Link): a TUN device
+// and a Channel the application injects packets into and takes them from.
+// They all satisfy Link, the one interface the device layer sees.
 package driver
 
 import (
@@ -28,6 +30,28 @@ type Link interface {
 	MAC() net.HardwareAddr
 	// Close stops the link and unblocks every reader.
 	Close() error
+}
+
+// L3Link is a link that carries bare IP packets: no Ethernet header, no
+// hardware address (MAC returns nil), frames that are whole IPv4 or IPv6
+// packets told apart by their version nibble, MTU the largest of them.
+// Linux gives such a device (a TUN: tun_net_init for IFF_TUN) no
+// header_ops and the flags IFF_POINTOPOINT|IFF_NOARP, so netdev demuxes by
+// the version nibble (tun_get_user with IFF_NO_PI) and sends without a
+// header, and the neighbour layer sends straight to the device (NUD_NOARP,
+// neigh_direct_output). A Link without the method carries Ethernet frames.
+type L3Link interface {
+	Link
+	// L3 reports that the link carries bare IP packets. A wrapper answers
+	// for the link it wraps.
+	L3() bool
+}
+
+// IsL3 reports whether l carries bare IP packets (an L3Link whose L3 is
+// true).
+func IsL3(l Link) bool {
+	l3, ok := l.(L3Link)
+	return ok && l3.L3()
 }
 
 // LargeFrameLink is a Link whose reads may return frames longer than

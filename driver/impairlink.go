@@ -120,6 +120,9 @@ func (il *ImpairedLink) MTU() int { return il.inner.MTU() }
 // MAC is the wrapped link's.
 func (il *ImpairedLink) MAC() net.HardwareAddr { return il.inner.MAC() }
 
+// L3 is the wrapped link's (see L3Link).
+func (il *ImpairedLink) L3() bool { return IsL3(il.inner) }
+
 // MaxFrameSize is the wrapped link's (see LargeFrameLink).
 func (il *ImpairedLink) MaxFrameSize() int { return MaxFrameSize(il.inner) }
 

@@ -17,7 +17,8 @@ import (
 const pcapSnapLen = 262144
 
 // PcapTee wraps a Link and records every frame read from it and written to
-// it in pcap format (LinkTypeEthernet, through gopacket/pcapgo), like
+// it in pcap format (LinkTypeEthernet, or LinkTypeRaw over an L3Link, whose
+// frames are bare IP packets; through gopacket/pcapgo), like
 // tcpdump on the interface. Reads and writes may run concurrently; records
 // are written whole and in order. GSO super-frames are recorded as one
 // frame, as tcpdump shows them on an interface with offloads.
@@ -37,7 +38,11 @@ var (
 // NewPcapTee writes the pcap file header to w and returns the tee.
 func NewPcapTee(l Link, w io.Writer) (*PcapTee, error) {
 	pw := pcapgo.NewWriter(w)
-	if err := pw.WriteFileHeader(pcapSnapLen, layers.LinkTypeEthernet); err != nil {
+	linkType := layers.LinkTypeEthernet
+	if IsL3(l) {
+		linkType = layers.LinkTypeRaw // what tcpdump writes on a TUN
+	}
+	if err := pw.WriteFileHeader(pcapSnapLen, linkType); err != nil {
 		return nil, fmt.Errorf("driver: pcap header: %w", err)
 	}
 	return &PcapTee{Link: l, w: pw}, nil
@@ -60,6 +65,9 @@ func (t *PcapTee) WriteFrame(q int, b []byte) error {
 
 // MaxFrameSize is the wrapped link's (see LargeFrameLink).
 func (t *PcapTee) MaxFrameSize() int { return MaxFrameSize(t.Link) }
+
+// L3 is the wrapped link's (see L3Link).
+func (t *PcapTee) L3() bool { return IsL3(t.Link) }
 
 // GSOMax is the wrapped link's (0 when it cannot segment).
 func (t *PcapTee) GSOMax() int { return GSOMax(t.Link) }

@@ -8,9 +8,10 @@ import (
 	"github.com/tapstack/tapstack/wire"
 )
 
-// arpInput is the ARP handler (arp_rcv + arp_process).
+// arpInput is the ARP handler (arp_rcv + arp_process). arp_rcv ignores
+// ARP on an IFF_NOARP device; an L3 device never delivers any.
 func (l *Layer) arpInput(b *pkt.Buffer) {
-	if l.closed.Load() {
+	if l.closed.Load() || l.neigh.noARP {
 		return
 	}
 	a, err := wire.ParseARP(b.Bytes())
@@ -49,8 +50,13 @@ func (l *Layer) arpInput(b *pkt.Buffer) {
 }
 
 // sendARP builds and transmits an ARP packet (arp_create + arp_xmit). A nil
-// dstMAC broadcasts; a nil tha writes zeros.
+// dstMAC broadcasts; a nil tha writes zeros. On an L3 device it sends
+// nothing, as arp_send_dst returns for IFF_NOARP (so Start's gratuitous
+// ARP is never sent there either).
 func (l *Layer) sendARP(op uint16, sip netip.Addr, tha net.HardwareAddr, tip netip.Addr, dstMAC net.HardwareAddr) {
+	if l.neigh.noARP {
+		return
+	}
 	b := pkt.Get(wire.ARPLen)
 	r := wire.ARPRepr{Op: op, SenderMAC: l.mac, SenderIP: sip, TargetMAC: tha, TargetIP: tip}
 	wire.PrependARP(b, &r)

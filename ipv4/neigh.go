@@ -68,7 +68,14 @@ func releaseAll(q []pending) {
 }
 
 type neighTable struct {
-	l      *Layer
+	l *Layer
+	// noARP: the device has no link-layer header to fill in (an L3 device:
+	// a TUN or a channel), so every neighbour is NUD_NOARP and packets go
+	// straight to the device (arp_constructor, for a device without
+	// header_ops or with IFF_NOARP: neigh_direct_output). No entry is
+	// kept: it would hold nothing, and `ip neigh` does not list NOARP
+	// entries either.
+	noARP  bool
 	mu     sync.Mutex
 	m      map[netip.Addr]*neighbour
 	closed bool
@@ -77,6 +84,13 @@ type neighTable struct {
 func (t *neighTable) init(l *Layer) {
 	t.l = l
 	t.m = make(map[netip.Addr]*neighbour)
+	t.noARP = isL3Device(l.dev)
+}
+
+// isL3Device reports a device without a link layer (netdev.Device.L3).
+func isL3Device(dev device) bool {
+	l3, ok := dev.(interface{ L3() bool })
+	return ok && l3.L3()
 }
 
 func (t *neighTable) ms(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
@@ -143,6 +157,9 @@ func (t *neighTable) forcedGCLocked() {
 // that is > 0) to neighbour via, resolving it first if needed
 // (neigh_resolve_output + __neigh_event_send). It always consumes b.
 func (t *neighTable) output(via netip.Addr, b *pkt.Buffer, gsoMSS int) error {
+	if t.noARP {
+		return t.directOutput(b, gsoMSS)
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -187,6 +204,18 @@ func (t *neighTable) output(via netip.Addr, b *pkt.Buffer, gsoMSS int) error {
 	}
 }
 
+// directOutput is neigh_direct_output: no resolution, no hardware address.
+func (t *neighTable) directOutput(b *pkt.Buffer, gsoMSS int) error {
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		b.Release()
+		return ErrClosed
+	}
+	return t.l.transmit(nil, b, gsoMSS)
+}
+
 // enqueueLocked queues p on n, dropping the oldest packets beyond
 // unres_qlen (the arp_queue loop of __neigh_event_send).
 func (t *neighTable) enqueueLocked(n *neighbour, p pending) {
@@ -210,7 +239,7 @@ func (t *neighTable) enqueueLocked(n *neighbour, p pending) {
 // missing entry is created (neigh_event_ns) or the update ignored.
 func (t *neighTable) update(a netip.Addr, mac net.HardwareAddr, st nudState, create bool) {
 	t.mu.Lock()
-	if t.closed {
+	if t.closed || t.noARP {
 		t.mu.Unlock()
 		return
 	}

@@ -2,6 +2,12 @@
 // protocols: per-shard backlogs (the per-CPU softnet_data queues), workers
 // that drain them under Linux's dev_weight / netdev_budget rules, ethertype
 // demultiplexing, and the softnet counters that show where frames were lost.
+//
+// Over a link that carries bare IP packets (driver.L3Link: a TUN, a
+// driver.Channel) the device is an L3 device: no Ethernet header is parsed
+// or written, a packet goes to the ETH_P_IP or ETH_P_IPV6 handler by its
+// version nibble, and MAC is nil; backlogs, shards, budgets and counters
+// are the same.
 package netdev
 
 import (
@@ -42,7 +48,7 @@ type Config struct {
 }
 
 // Handler receives an L3 packet: b.Bytes() starts after the Ethernet header
-// and b.Shard is set. b belongs to netdev and is valid only until return.
+// (at the IP header on an L3 device) and b.Shard is set. b belongs to netdev and is valid only until return.
 type Handler func(b *pkt.Buffer)
 
 // SoftnetStat is one shard's line of /proc/net/softnet_stat.
@@ -53,9 +59,11 @@ type SoftnetStat struct {
 	BacklogLen  int    // frames waiting now
 }
 
-// Device is an Ethernet device over a driver.Link.
+// Device is an Ethernet device over a driver.Link, or an L3 device over a
+// driver.L3Link.
 type Device struct {
 	link     driver.Link
+	l3       bool              // frames are bare IP packets (driver.IsL3)
 	rxInfo   driver.RxInfoLink // link, when it tells what it knows of a frame
 	mac      net.HardwareAddr
 	macKey   [6]byte
@@ -109,6 +117,11 @@ func New(link driver.Link, cfg Config) *Device {
 	}
 	d.rxInfo, _ = link.(driver.RxInfoLink)
 	d.gso, _ = link.(driver.GSOLink)
+	if d.l3 = driver.IsL3(link); d.l3 {
+		// No hardware address (a TUN's addr_len is 0), and no TSO until an
+		// L3 link segments super-packets (GSOLink frames are Ethernet).
+		d.mac, d.gso, d.gsoMax = nil, nil, 0
+	}
 	txqlen := cfg.TxQueueLen
 	if txqlen <= 0 {
 		txqlen = DefaultTxQueueLen
@@ -184,8 +197,14 @@ func (d *Device) Close() error {
 	return d.closeErr
 }
 
-// MAC is the device's hardware address.
+// MAC is the device's hardware address, nil on an L3 device.
 func (d *Device) MAC() net.HardwareAddr { return d.mac }
+
+// L3 reports an L3 device: its link carries bare IP packets
+// (driver.L3Link), so it has no link-layer header and no hardware address,
+// and Linux would flag it IFF_POINTOPOINT|IFF_NOARP: neighbours need no
+// resolution.
+func (d *Device) L3() bool { return d.l3 }
 
 // MTU is the largest L3 packet Transmit accepts.
 func (d *Device) MTU() int { return d.mtu }
@@ -273,19 +292,38 @@ func (d *Device) readFrame(q int, b []byte) (int, driver.RxInfo, error) {
 // shard's worker: it never runs protocol code on the caller's goroutine
 // (netif_rx from a context that must not recurse, as loopback_xmit). It
 // returns false if the frame was dropped; every drop is counted.
+//
+// On an L3 device too the frame comes with an Ethernet header, the one the
+// stack's loopback path builds (Linux loops local traffic through lo, an
+// Ethernet-framed device); it is dropped, unchecked, before the packet is
+// queued.
 func (d *Device) Receive(b *pkt.Buffer) bool {
+	if d.l3 {
+		if b.Len() < wire.EthernetHeaderLen {
+			return d.runt(b)
+		}
+		b.TrimFront(wire.EthernetHeaderLen)
+	}
 	return d.receive(b, false)
 }
 
-// receive is Receive; with inline, a poll this frame raises runs on the
-// caller's goroutine (see Config.Threaded).
+// runt counts and frees a frame too short for its link's header.
+func (d *Device) runt(b *pkt.Buffer) bool {
+	d.rxRunt.Add(1)
+	d.rxBadBytes.Add(uint64(b.Len()))
+	b.Release()
+	return false
+}
+
+// receive is Receive of a frame in the link's format; with inline, a poll
+// this frame raises runs on the caller's goroutine (see Config.Threaded).
 func (d *Device) receive(b *pkt.Buffer, inline bool) bool {
+	if d.l3 {
+		return d.receiveL3(b, inline)
+	}
 	frame := b.Bytes()
 	if len(frame) < wire.EthernetHeaderLen {
-		d.rxRunt.Add(1)
-		d.rxBadBytes.Add(uint64(len(frame)))
-		b.Release()
-		return false
+		return d.runt(b)
 	}
 	// eth_type_trans marks it PACKET_OTHERHOST; IP would drop it later.
 	if dst := wire.Ethernet(frame).Dst(); !wire.IsMulticastMAC(dst) && !sameMAC(dst, d.macKey) {
@@ -300,9 +338,31 @@ func (d *Device) receive(b *pkt.Buffer, inline bool) bool {
 			i = reciprocalScale(h, len(d.shards))
 		}
 	}
+	return d.enqueue(b, i, inline)
+}
+
+// receiveL3 is receive of a bare IP packet: tun_get_user, which has no
+// MAC to check and takes the protocol from the version nibble, then
+// netif_rx. An empty packet is a runt; one of another IP version is
+// queued and counted at delivery, as an unknown ethertype is.
+func (d *Device) receiveL3(b *pkt.Buffer, inline bool) bool {
+	if b.Len() == 0 {
+		return d.runt(b)
+	}
+	i := 0
+	if len(d.shards) > 1 {
+		if h, ok := flowHashL3(b.Bytes(), d.hashSeed); ok {
+			i = reciprocalScale(h, len(d.shards))
+		}
+	}
+	return d.enqueue(b, i, inline)
+}
+
+// enqueue queues a received frame on shard i and runs or raises its poll.
+func (d *Device) enqueue(b *pkt.Buffer, i int, inline bool) bool {
 	s := d.shards[i]
 	s.rxFrames.Add(1)
-	s.rxBytes.Add(uint64(len(frame)))
+	s.rxBytes.Add(uint64(b.Len()))
 	b.Shard = i
 	queued, raise := s.enqueueToBacklog(b)
 	switch {
@@ -315,12 +375,19 @@ func (d *Device) receive(b *pkt.Buffer, inline bool) bool {
 	return queued
 }
 
-// deliver demultiplexes one frame by ethertype (__netif_receive_skb_core).
+// deliver demultiplexes one frame by ethertype (__netif_receive_skb_core);
+// on an L3 device, by the ethertype its version nibble names.
 func (d *Device) deliver(b *pkt.Buffer) {
-	et := wire.Ethernet(b.Bytes()).EtherType()
+	var et uint16
+	hdr := wire.EthernetHeaderLen
+	if d.l3 {
+		et, hdr = l3EtherType(b.Bytes()), 0
+	} else {
+		et = wire.Ethernet(b.Bytes()).EtherType()
+	}
 	for i := range d.handlers {
-		if d.handlers[i].ethertype == et {
-			b.TrimFront(wire.EthernetHeaderLen)
+		if et != 0 && d.handlers[i].ethertype == et {
+			b.TrimFront(hdr)
 			d.handlers[i].h(b)
 			return
 		}
@@ -328,14 +395,29 @@ func (d *Device) deliver(b *pkt.Buffer) {
 	d.rxUnknown.Add(1)
 }
 
+// l3EtherType is the protocol of a bare IP packet from its version nibble,
+// as tun_get_user sets skb->protocol with IFF_NO_PI; 0 for neither version.
+func l3EtherType(p []byte) uint16 {
+	switch p[0] >> 4 {
+	case 4:
+		return wire.EtherTypeIPv4
+	case 6:
+		return wire.EtherTypeIPv6
+	}
+	return 0
+}
+
 var (
 	errNoHeadroom = errors.New("netdev: no headroom for the Ethernet header")
 	errTooBig     = errors.New("netdev: packet larger than MTU")
 	errBadMAC     = errors.New("netdev: destination is not a 6-byte MAC")
+	errNotIP      = errors.New("netdev: an L3 device carries IPv4 and IPv6 only")
 )
 
 // Transmit prepends an Ethernet header to the L3 packet in b and writes the
-// frame on queue b.Shard % Queues(). It always releases b.
+// frame on queue b.Shard % Queues(). On an L3 device it writes the packet
+// as it is and ignores dst (no header_ops: dev_hard_header adds nothing),
+// refusing any ethertype but IPv4's and IPv6's. It always releases b.
 func (d *Device) Transmit(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) error {
 	s := d.shards[nonNegMod(b.Shard, len(d.shards))]
 	if err := d.frame(dst, ethertype, b); err != nil {
@@ -356,6 +438,15 @@ func (d *Device) countTxErr(s *shard, err error) error {
 
 // frame checks an L3 packet and prepends its Ethernet header.
 func (d *Device) frame(dst net.HardwareAddr, ethertype uint16, b *pkt.Buffer) error {
+	if d.l3 {
+		switch {
+		case ethertype != wire.EtherTypeIPv4 && ethertype != wire.EtherTypeIPv6:
+			return fmt.Errorf("%w (ethertype %#04x)", errNotIP, ethertype)
+		case b.Len() > d.mtu:
+			return fmt.Errorf("%w: %d > %d", errTooBig, b.Len(), d.mtu)
+		}
+		return nil
+	}
 	switch {
 	case len(dst) != 6:
 		return errBadMAC

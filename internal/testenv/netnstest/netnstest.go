@@ -130,16 +130,28 @@ func (ns *NS) Do(fn func() error) error {
 // with the thread switched into it). The caller closes it; do that before
 // the test ends so the device is gone when the namespace is deleted.
 func (ns *NS) OpenTAP(name string, queues int) (*driver.TAP, error) {
-	var tap *driver.TAP
+	return openIn(ns, "tap", func() (*driver.TAP, error) { return driver.OpenTAP(name, queues) })
+}
+
+// OpenTUN creates a TUN device inside the namespace (driver.OpenTUN run
+// with the thread switched into it). The caller closes it before the test
+// ends, as for OpenTAP.
+func (ns *NS) OpenTUN(name string, queues int) (*driver.TUN, error) {
+	return openIn(ns, "tun", func() (*driver.TUN, error) { return driver.OpenTUN(name, queues) })
+}
+
+// openIn runs a driver's open inside the namespace.
+func openIn[T any](ns *NS, kind string, open func() (T, error)) (T, error) {
+	var dev T
 	err := ns.Do(func() error {
 		var err error
-		tap, err = driver.OpenTAP(name, queues)
+		dev, err = open()
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("netnstest: open tap in %s: %w", ns.name, err)
+		return dev, fmt.Errorf("netnstest: open %s in %s: %w", kind, ns.name, err)
 	}
-	return tap, nil
+	return dev, nil
 }
 
 // Command returns `ip netns exec NAME args...`: a command run inside the
