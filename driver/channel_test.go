@@ -3,6 +3,7 @@ package driver
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"testing"
@@ -163,5 +164,26 @@ func BenchmarkChannelInjectRead(b *testing.B) {
 		c.ReadFrame(0, buf)
 		c.WriteFrame(0, p)
 		c.TryRead(buf)
+	}
+}
+
+// TestPcapTeeOverL3 records an L3 link as LINKTYPE_RAW and stays L3.
+func TestPcapTeeOverL3(t *testing.T) {
+	var w bytes.Buffer
+	tee, err := NewPcapTee(NewChannel(ChannelConfig{}), &w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tee.Close()
+	if !IsL3(tee) || IsL3(Impair(tee, Impairment{}, Impairment{})) != true {
+		t.Fatal("the wrappers of an L3 link are not L3")
+	}
+	if lt := binary.LittleEndian.Uint32(w.Bytes()[20:]); lt != 101 {
+		t.Fatalf("pcap link type %d, want 101 (LINKTYPE_RAW)", lt)
+	}
+	a, _ := NewPipe(PipeConfig{}, PipeConfig{})
+	defer a.Close()
+	if IsL3(a) {
+		t.Fatal("a pipe end is L3")
 	}
 }

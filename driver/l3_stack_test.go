@@ -212,3 +212,33 @@ func TestTUNKernelPingAndTCP(t *testing.T) {
 		t.Fatalf("kernel neighbours on the TUN: %s", neigh)
 	}
 }
+
+// TestTUNMultiQueue opens a two-queue TUN (IFF_MULTI_QUEUE) in a namespace:
+// a stack reads both queues, and the kernel's pings are still answered.
+func TestTUNMultiQueue(t *testing.T) {
+	netnstest.RequireTool(t, "ping")
+	ns := netnstest.New(t)
+	tun, err := ns.OpenTUN("tstun1", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tun.Queues() != 2 {
+		tun.Close()
+		t.Fatalf("queues %d", tun.Queues())
+	}
+	s, err := stack.New(stack.Config{Shards: 2})
+	if err != nil {
+		tun.Close()
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Attach(tun, netip.MustParsePrefix("10.0.1.2/24")); err != nil {
+		t.Fatal(err)
+	}
+	ns.AddrAdd("tstun1", "10.0.1.1/24")
+	ns.LinkUp("tstun1")
+	out, err := ns.Run("ping", "-c", "2", "-i", "0.2", "-w", strconv.Itoa(testwait.SecondsLeft(t)), "10.0.1.2")
+	if err != nil || !strings.Contains(out, "2 received") {
+		t.Fatalf("kernel ping: %v\n%s", err, out)
+	}
+}
