@@ -54,13 +54,17 @@ func readIP(t *testing.T, ch *driver.Channel) gopacket.Packet {
 }
 
 func newChannelStack(t *testing.T) (*stack.Stack, *driver.Channel) {
+	return newChannelStackAt(t, "10.0.0.2/24")
+}
+
+func newChannelStackAt(t *testing.T, addr string) (*stack.Stack, *driver.Channel) {
 	s, err := stack.New(stack.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	ch := driver.NewChannel(driver.ChannelConfig{})
-	if err := s.Attach(ch, netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+	if err := s.Attach(ch, netip.MustParsePrefix(addr)); err != nil {
 		t.Fatal(err)
 	}
 	return s, ch
@@ -167,19 +171,7 @@ func TestTUNKernelPingAndTCP(t *testing.T) {
 		t.Fatalf("IcmpOutEchoReps = %d", v)
 	}
 
-	ln, err := s.Listen("tcp", "10.0.0.2:7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(c, c)
-	}()
+	echoListener(t, s, "10.0.0.2:7")
 	msg := strings.Repeat("tapstack over a tun ", 500) // 10 kB: several segments each way
 	err = ns.Do(func() error {
 		c, err := net.DialTimeout("tcp", "10.0.0.2:7", time.Until(testwait.Deadline(t)))
@@ -241,4 +233,56 @@ func TestTUNMultiQueue(t *testing.T) {
 	if err != nil || !strings.Contains(out, "2 received") {
 		t.Fatalf("kernel ping: %v\n%s", err, out)
 	}
+}
+
+// TestTwoStacksOverChannels bridges two stacks' Channels, as a VPN carries
+// packets between two hosts: a Dial from one to a listener on the other
+// echoes 64 kB both ways.
+func TestTwoStacksOverChannels(t *testing.T) {
+	a, cha := newChannelStackAt(t, "10.7.0.1/24")
+	b, chb := newChannelStackAt(t, "10.7.0.2/24")
+	ctx := testwait.Context(t)
+	carry := func(from, to *driver.Channel) {
+		buf := make([]byte, 2048)
+		for {
+			n, err := from.Read(ctx, buf)
+			if err != nil {
+				return
+			}
+			to.Inject(buf[:n])
+		}
+	}
+	go carry(cha, chb)
+	go carry(chb, cha)
+	echoListener(t, b, "10.7.0.2:9")
+	c, err := a.Dial("tcp", "10.7.0.2:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(testwait.Deadline(t))
+	msg := strings.Repeat("x", 64<<10)
+	go io.WriteString(c, msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+		t.Fatalf("echo: %v", err)
+	}
+}
+
+// echoListener listens on addr and echoes the first connection it
+// accepts; the listener closes when the test ends.
+func echoListener(t *testing.T, s *stack.Stack, addr string) {
+	ln, err := s.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
 }
